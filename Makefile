@@ -1,0 +1,131 @@
+# tern — one plain GNU Makefile.  `make help` lists the targets.
+#
+# Layout of the build (all under $(B), default build/):
+#   $(B)/libcommon.a                 common/*.c
+#   $(B)/lib<dir>.a                  every .c of a daemon directory except main.c
+#   $(B)/libexec/tern/<prog>         smtpd, qmgr, local, send
+#   $(B)/sbin/tern-master, ternctl   the supervisor and the admin tool
+#   $(B)/tests/unit/<dir>/test_<m>   Check unit tests (tests/unit/<dir>/test_<m>.c)
+
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+LIBEXECDIR ?= $(PREFIX)/libexec/tern
+SYSCONFDIR ?= /etc/tern
+MANDIR     ?= $(PREFIX)/share/man
+QUEUEDIR   ?= /var/spool/tern
+DESTDIR    ?=
+
+B          ?= build
+CC         ?= cc
+CFLAGS     ?= -O2 -g
+WARN       := -std=c11 -Wall -Wextra -Wmissing-prototypes -Wformat=2 -Wshadow \
+              -Wstrict-prototypes -Wno-unused-parameter -Werror
+HARDEN     := -D_FORTIFY_SOURCE=2 -fstack-protector-strong -fPIE
+HARDEN_LD  := -pie -Wl,-z,relro,-z,now
+CPPFLAGS   += -D_GNU_SOURCE -Icommon \
+              -DTERN_LIBEXECDIR='"$(LIBEXECDIR)"' -DTERN_SYSCONFDIR='"$(SYSCONFDIR)"' \
+              -DTERN_QUEUEDIR='"$(QUEUEDIR)"'
+LDLIBS     += -lcdb -lresolv
+
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)
+
+ALL_CFLAGS = $(WARN) $(HARDEN) $(CFLAGS)
+
+COMMON_SRC := $(wildcard common/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(B)/%.o)
+
+# directory -> program name
+PROG_smtpd  := libexec/tern/smtpd
+PROG_queue  := libexec/tern/qmgr
+PROG_local  := libexec/tern/local
+PROG_send   := libexec/tern/send
+PROG_master := sbin/tern-master
+PROG_ctl    := sbin/ternctl
+DIRS        := smtpd queue local send master ctl
+
+PROGS := $(foreach d,$(DIRS),$(B)/$(PROG_$(d)))
+
+UNIT_SRC   := $(wildcard tests/unit/*/test_*.c)
+UNIT_BINS  := $(UNIT_SRC:%.c=$(B)/%)
+TESTLIB_SRC := $(wildcard tests/unit/lib/*.c)
+TESTLIB_OBJ := $(TESTLIB_SRC:%.c=$(B)/%.o)
+
+.PHONY: all check run install clean asan deps help unit blackbox bench
+all: $(PROGS)
+
+$(B)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -MMD -MP -c -o $@ $<
+
+$(B)/libcommon.a: $(COMMON_OBJ)
+	@rm -f $@
+	$(AR) rcs $@ $^
+
+# Per daemon directory: lib<dir>.a from everything but main.c, and the program.
+define daemon_rules
+$(1)_SRC := $$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))
+$(1)_OBJ := $$($(1)_SRC:%.c=$$(B)/%.o)
+$$(B)/lib$(1).a: $$($(1)_OBJ) | $$(B)/libcommon.a
+	@rm -f $$@
+	$$(AR) rcs $$@ $$($(1)_OBJ)
+$$(B)/$$(PROG_$(1)): $$(B)/$(1)/main.o $$(B)/lib$(1).a $$(B)/libcommon.a
+	@mkdir -p $$(@D)
+	$$(CC) $$(ALL_CFLAGS) $$(HARDEN_LD) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach d,$(DIRS),$(eval $(call daemon_rules,$(d))))
+
+# Unit tests link the module's directory library (lib<dir>.a) and libcommon.
+$(B)/tests/unit/%.o: tests/unit/%.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) -Itests/unit/lib $(CHECK_CFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes -MMD -MP -c -o $@ $<
+$(B)/tests/unit/common/test_%: $(B)/tests/unit/common/test_%.o $(TESTLIB_OBJ) $(B)/libcommon.a
+	$(CC) $(ALL_CFLAGS) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+define unit_rules
+$$(B)/tests/unit/$(1)/test_%: $$(B)/tests/unit/$(1)/test_%.o $$(TESTLIB_OBJ) $$(B)/lib$(1).a $$(B)/libcommon.a
+	$$(CC) $$(ALL_CFLAGS) $$(HARDEN_LD) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LDLIBS)
+endef
+$(foreach d,$(DIRS),$(eval $(call unit_rules,$(d))))
+
+unit: $(UNIT_BINS)
+
+# Installs missing Debian packages (as root or through sudo) or prints the command.
+deps:
+	@sh scripts/deps.sh
+
+check: deps
+	@$(MAKE) --no-print-directory all unit
+	@B=$(B) sh tests/run.sh
+
+# The sanitizers need their own objects: a separate build directory.
+asan: deps
+	@$(MAKE) --no-print-directory B=build-asan \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	  LDFLAGS="-fsanitize=address,undefined" all unit
+	@B=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh
+
+# Development server: state under ./run/, SMTP on 127.0.0.1:2525, Ctrl-C stops it.
+run: deps
+	@$(MAKE) --no-print-directory all
+	$(B)/sbin/tern-master -D $(CURDIR)/run -o daemon_directory=$(CURDIR)/$(B)/libexec/tern
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)
+	install -m 0755 $(B)/sbin/tern-master $(B)/sbin/ternctl $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(B)/libexec/tern/smtpd $(B)/libexec/tern/qmgr \
+	  $(B)/libexec/tern/local $(B)/libexec/tern/send $(DESTDIR)$(LIBEXECDIR)/
+	test -e $(DESTDIR)$(SYSCONFDIR)/tern.conf || install -m 0644 conf/tern.conf $(DESTDIR)$(SYSCONFDIR)/tern.conf
+	install -d $(DESTDIR)/lib/systemd/system
+	install -m 0644 conf/tern.service $(DESTDIR)/lib/systemd/system/tern.service
+
+clean:
+	rm -rf build build-asan
+
+help:
+	@echo "make [all]    build everything into $(B)/"
+	@echo "make check    install missing packages, build, run every test"
+	@echo "make run      development server on 127.0.0.1:2525, state in ./run/"
+	@echo "make asan     the test suite under AddressSanitizer + UBSan"
+	@echo "make install  install under DESTDIR/PREFIX (see INSTALL)"
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

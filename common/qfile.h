@@ -1,0 +1,127 @@
+/*
+ * qfile — the queue file: one file per message, envelope then content.
+ *
+ * Only queue code (this module, used by smtpd's and pickup's writers and by
+ * the queue manager) writes the spool.  The format is text records, one per
+ * line, in a fixed order, followed by the raw content:
+ *
+ *   V 1                        format version
+ *   Q QUEUEID
+ *   T ARRIVAL                  seconds since the epoch
+ *   Z OFFSET LENGTH            content offset and length, 20 digits each
+ *                              (written as zeros, patched at commit)
+ *   F FLAGS                    DELIVER_F_* bits (body type, SMTPUTF8, RET)
+ *   N ENVID                    DSN envelope id (may be empty)
+ *   C CLIENT                   "helo (name [ip])" for logs and bounces
+ *   S SENDER                   envelope sender, empty for <>
+ *   R S NOTIFY ORCPT ADDRESS   one per recipient: S is the state byte
+ *                              (P pending, D delivered, B bounced), NOTIFY
+ *                              the DSN bits, ORCPT "-" or the original
+ *                              recipient (xtext-decoded, printable, no
+ *                              spaces: the address type is "rfc822;")
+ *   E                          end of envelope
+ *   <content bytes>            LENGTH bytes: the message, LF line ends
+ *
+ * Field values never contain control characters (the writer refuses them).
+ * The reader is strict: unknown or out-of-order records, a bad version, an
+ * offset/length that disagree with the file size, or a state byte that is
+ * not P/D/B make the file corrupt (the queue manager moves it to corrupt/).
+ *
+ * A recipient's state changes in place: qf_mark overwrites its state byte
+ * with pwrite; the caller fsyncs once per batch.
+ *
+ * Durability (the promise behind every 250): qfw_commit writes the file in
+ * tmp/, fsyncs it, renames it into incoming/QUEUEID and fsyncs incoming/.
+ * Only after qfw_commit returned 0 may the sender be told the message is
+ * queued.
+ */
+#ifndef TERN_QFILE_H
+#define TERN_QFILE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "buf.h"
+#include "queueid.h"
+
+#define QF_VERSION 1
+#define QF_MAX_RCPT 100000
+#define QF_MAX_ENVELOPE (QF_MAX_RCPT * 1100 + 65536)
+
+enum qf_state { QF_PENDING = 'P', QF_DELIVERED = 'D', QF_BOUNCED = 'B' };
+
+/* Queue subdirectories, relative to queue_directory. */
+#define QDIR_TMP "tmp"
+#define QDIR_INCOMING "incoming"
+#define QDIR_ACTIVE "active"
+#define QDIR_DEFERRED "deferred"
+#define QDIR_HOLD "hold"
+#define QDIR_CORRUPT "corrupt"
+#define QDIR_MAILDROP "maildrop"
+#define QDIR_PRIVATE "private"
+
+struct qf_rcpt {
+	char *address; /* owned */
+	char *orcpt;   /* owned; NULL when absent */
+	unsigned notify;
+	char state;      /* enum qf_state */
+	off_t state_off; /* where the state byte lives (reader) */
+};
+
+struct qf_envelope {
+	char qid[QUEUEID_SIZE];
+	long long arrival;
+	unsigned flags;
+	char *envid;  /* owned; "" when absent */
+	char *client; /* owned; "" when unknown */
+	char *sender; /* owned; "" for <> */
+	struct qf_rcpt *rcpt; /* owned */
+	size_t nrcpt;
+	unsigned long long content_off, content_len;
+};
+
+void qf_envelope_init(struct qf_envelope *e);
+void qf_envelope_free(struct qf_envelope *e);
+/* Add a recipient (copies the strings); orcpt may be NULL. */
+void qf_envelope_add_rcpt(struct qf_envelope *e, const char *address, const char *orcpt, unsigned notify);
+/* Set an owned string field from s (copy). */
+void qf_set(char **field, const char *s);
+
+/* Create (mkdir -p, mode 0700 unless noted) every queue subdirectory.  0 or -1. */
+int qf_make_dirs(const char *queue_dir);
+
+struct qf_writer {
+	int fd;
+	int dirfd_tmp;      /* queue_dir/tmp */
+	int dirfd_incoming; /* queue_dir/incoming */
+	char qid[QUEUEID_SIZE];
+	off_t z_off;                /* where the Z record's numbers start */
+	unsigned long long content_off;
+	unsigned long long content_len;
+	struct buf out;             /* write-behind buffer for content */
+	int failed;                 /* a write already failed: errno in saved_errno */
+	int saved_errno;
+};
+
+/*
+ * Start a message: creates tmp/QUEUEID and writes the envelope (env's qid
+ * is set to the new ID; its content fields are ignored).  Returns 0, or -1
+ * with errno (ENOSPC, EDQUOT, EIO...) and nothing left behind.
+ */
+int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *env);
+/* Append content bytes.  Errors are sticky and reported by qfw_commit, so a
+ * receiver can keep reading the client's data after a failure. */
+void qfw_write(struct qf_writer *w, const void *p, size_t n);
+/* Finish and make durable (see above).  0: the message is queued; -1 with
+ * errno: nothing is queued and the temp file is gone. */
+int qfw_commit(struct qf_writer *w);
+/* Give up: remove the temp file.  Safe after a failed commit too. */
+void qfw_abort(struct qf_writer *w);
+
+/* Parse the envelope of the open queue file fd (strictly, see above).
+ * 0 or -1 with a reason in err. */
+int qf_read(int fd, struct qf_envelope *e, char *err, size_t errsize);
+/* Overwrite recipient r's state byte; 0 or -1 (errno). */
+int qf_mark(int fd, struct qf_rcpt *r, enum qf_state st);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * server — the skeleton every tern daemon plugs into.
+ *
+ * daemon_init parses the arguments the master passes (see proto_master.h:
+ * -c CONFIG, -o key=value, -f, -v), loads the configuration (fatal on error,
+ * with file:line), opens the log under "SYSLOG_NAME/NAME" and ignores
+ * SIGPIPE.  It is used by the single-process daemons (the queue manager) and
+ * by server_prefork.
+ *
+ * server_prefork is the main loop of a prefork service (smtpd, local, send):
+ * it accepts connections on MASTER_LISTEN_FD, reports idle/busy to the
+ * master on MASTER_STATUS_FD, calls serve() for each connection (then closes
+ * it), and exits after max_use connections, after max_idle seconds without
+ * one, on SIGTERM, or when the master goes away.  A daemon's main() is then:
+ *
+ *     int main(int argc, char **argv) {
+ *         daemon_init(argc, argv, "smtpd");
+ *         ... drop privileges, open tables ...
+ *         server_prefork(smtpd_serve);
+ *     }
+ */
+#ifndef TERN_SERVER_H
+#define TERN_SERVER_H
+
+#include <sys/socket.h>
+
+struct daemon_args {
+	const char *name;        /* "smtpd" */
+	const char *config_path; /* -c */
+	int foreground;          /* -f: log to stderr */
+	int verbose;             /* -v */
+};
+
+extern struct daemon_args daemon_args;
+
+void daemon_init(int argc, char **argv, const char *name);
+
+/* Called with the accepted connection (closed by the skeleton afterwards)
+ * and the peer's address. */
+typedef void (*server_serve_fn)(int fd, const struct sockaddr *peer, socklen_t peerlen);
+
+__attribute__((noreturn)) void server_prefork(server_serve_fn serve);
+
+/* Set by the SIGTERM handler; long-running loops may poll it. */
+extern volatile int server_terminating;
+
+#endif
