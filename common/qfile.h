@@ -17,8 +17,8 @@
  *   R S NOTIFY ORCPT ADDRESS   one per recipient: S is the state byte
  *                              (P pending, D delivered, B bounced), NOTIFY
  *                              the DSN bits, ORCPT "-" or the original
- *                              recipient (xtext-decoded, printable, no
- *                              spaces: the address type is "rfc822;")
+ *                              recipient as "type;xtext" exactly as it came
+ *                              in the ORCPT parameter (printable, no spaces)
  *   E                          end of envelope
  *   <content bytes>            LENGTH bytes: the message, LF line ends
  *
@@ -47,6 +47,7 @@
 #define QF_VERSION 1
 #define QF_MAX_RCPT 100000
 #define QF_MAX_ENVELOPE (QF_MAX_RCPT * 1100 + 65536)
+#define QF_ORCPT_MAX 1024 /* "type;xtext" as received (RFC 3461 allows 500) */
 
 enum qf_state { QF_PENDING = 'P', QF_DELIVERED = 'D', QF_BOUNCED = 'B' };
 

@@ -1,0 +1,470 @@
+/*
+ * qfile — writing and reading queue files (format and durability rules in
+ * qfile.h).
+ *
+ * The writer keeps the envelope small and written at once, buffers content
+ * in 64 KiB pieces, and makes errors sticky so a receiver can drain its
+ * client before reporting.  The reader is deliberately unforgiving: anything
+ * it does not expect makes the file corrupt rather than half-understood.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "lineread.h"
+#include "log.h"
+#include "qfile.h"
+#include "sock.h"
+#include "strutil.h"
+#include "xalloc.h"
+
+#define QF_WRITE_CHUNK 65536
+#define QF_LINE_MAX 4096
+#define QF_NUMLEN 20
+
+void qf_envelope_init(struct qf_envelope *e)
+{
+	memset(e, 0, sizeof(*e));
+	e->envid = xstrdup("");
+	e->client = xstrdup("");
+	e->sender = xstrdup("");
+}
+
+void qf_envelope_free(struct qf_envelope *e)
+{
+	size_t i;
+
+	for (i = 0; i < e->nrcpt; i++) {
+		free(e->rcpt[i].address);
+		free(e->rcpt[i].orcpt);
+	}
+	free(e->rcpt);
+	free(e->envid);
+	free(e->client);
+	free(e->sender);
+	memset(e, 0, sizeof(*e));
+}
+
+void qf_set(char **field, const char *s)
+{
+	free(*field);
+	*field = xstrdup(s ? s : "");
+}
+
+void qf_envelope_add_rcpt(struct qf_envelope *e, const char *address, const char *orcpt, unsigned notify)
+{
+	struct qf_rcpt *r;
+
+	e->rcpt = xreallocarray(e->rcpt, e->nrcpt + 1, sizeof(*e->rcpt));
+	r = &e->rcpt[e->nrcpt++];
+	memset(r, 0, sizeof(*r));
+	r->address = xstrdup(address);
+	r->orcpt = orcpt ? xstrdup(orcpt) : NULL;
+	r->notify = notify;
+	r->state = QF_PENDING;
+}
+
+int qf_make_dirs(const char *queue_dir)
+{
+	static const char *const dirs[] = { QDIR_TMP,     QDIR_INCOMING, QDIR_ACTIVE,  QDIR_DEFERRED,
+					    QDIR_HOLD,    QDIR_CORRUPT,  QDIR_PRIVATE, NULL };
+	char path[4096];
+	size_t i;
+
+	if (mkdir(queue_dir, 0755) < 0 && errno != EEXIST)
+		return -1;
+	for (i = 0; dirs[i]; i++) {
+		if (snprintf(path, sizeof(path), "%s/%s", queue_dir, dirs[i]) >= (int)sizeof(path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		if (mkdir(path, 0700) < 0 && errno != EEXIST)
+			return -1;
+	}
+	return 0;
+}
+
+/* A field may go into a record when it has no control character; fields
+ * that end a record may hold spaces, the others not. */
+static int field_ok(const char *s, int spaces_ok)
+{
+	const unsigned char *p;
+
+	for (p = (const unsigned char *)s; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			return 0;
+		if (*p == ' ' && !spaces_ok)
+			return 0;
+	}
+	return 1;
+}
+
+static int envelope_text(const struct qf_envelope *env, const char *qid, struct buf *out, off_t *z_off)
+{
+	size_t i;
+	int rc = 0;
+
+	if (!field_ok(env->envid, 0) || !field_ok(env->client, 1) || !field_ok(env->sender, 1) ||
+	    env->nrcpt == 0 || env->nrcpt > QF_MAX_RCPT)
+		return -1;
+	rc |= buf_printf(out, "V %d\nQ %s\nT %lld\n", QF_VERSION, qid, env->arrival);
+	*z_off = (off_t)out->len + 2;
+	rc |= buf_printf(out, "Z %0*d %0*d\n", QF_NUMLEN, 0, QF_NUMLEN, 0);
+	rc |= buf_printf(out, "F %u\nN %s\nC %s\nS %s\n", env->flags, env->envid, env->client, env->sender);
+	for (i = 0; i < env->nrcpt && rc == 0; i++) {
+		const struct qf_rcpt *r = &env->rcpt[i];
+		const char *orcpt = r->orcpt && *r->orcpt ? r->orcpt : "-";
+
+		if (!field_ok(r->address, 1) || !*r->address || !field_ok(orcpt, 0))
+			return -1;
+		rc |= buf_printf(out, "R %c %u %s %s\n", QF_PENDING, r->notify, orcpt, r->address);
+	}
+	rc |= buf_puts(out, "E\n");
+	return rc ? -1 : 0;
+}
+
+static int open_dir(const char *queue_dir, const char *sub)
+{
+	char path[4096];
+
+	if (snprintf(path, sizeof(path), "%s/%s", queue_dir, sub) >= (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+}
+
+static void writer_close(struct qf_writer *w)
+{
+	if (w->fd >= 0)
+		close(w->fd);
+	if (w->dirfd_tmp >= 0)
+		close(w->dirfd_tmp);
+	if (w->dirfd_incoming >= 0)
+		close(w->dirfd_incoming);
+	w->fd = w->dirfd_tmp = w->dirfd_incoming = -1;
+	buf_free(&w->out);
+}
+
+int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *env)
+{
+	struct buf head;
+	int saved;
+
+	memset(w, 0, sizeof(*w));
+	w->fd = w->dirfd_tmp = w->dirfd_incoming = -1;
+	buf_init(&w->out, QF_WRITE_CHUNK * 2);
+	queueid_new(w->qid);
+	memcpy(env->qid, w->qid, sizeof(env->qid));
+
+	buf_init(&head, QF_MAX_ENVELOPE);
+	if (envelope_text(env, w->qid, &head, &w->z_off) < 0) {
+		buf_free(&head);
+		writer_close(w);
+		errno = EINVAL;
+		return -1;
+	}
+	if ((w->dirfd_tmp = open_dir(queue_dir, QDIR_TMP)) < 0 ||
+	    (w->dirfd_incoming = open_dir(queue_dir, QDIR_INCOMING)) < 0)
+		goto fail;
+	w->fd = openat(w->dirfd_tmp, w->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (w->fd < 0)
+		goto fail;
+	if (write_all(w->fd, head.data, head.len) < 0)
+		goto fail_unlink;
+	w->content_off = head.len;
+	buf_free(&head);
+	return 0;
+
+fail_unlink:
+	saved = errno;
+	unlinkat(w->dirfd_tmp, w->qid, 0);
+	errno = saved;
+fail:
+	saved = errno;
+	buf_free(&head);
+	writer_close(w);
+	errno = saved;
+	return -1;
+}
+
+static void writer_flush(struct qf_writer *w)
+{
+	if (!w->failed && w->out.len > 0 && write_all(w->fd, w->out.data, w->out.len) < 0) {
+		w->failed = 1;
+		w->saved_errno = errno;
+	}
+	buf_reset(&w->out);
+}
+
+void qfw_write(struct qf_writer *w, const void *p, size_t n)
+{
+	const char *s = p;
+
+	w->content_len += n;
+	while (n > 0) {
+		size_t room = QF_WRITE_CHUNK - w->out.len;
+		size_t take = n < room ? n : room;
+
+		if (buf_append(&w->out, s, take) < 0)
+			log_panic("qfw_write: buffer bound");
+		s += take;
+		n -= take;
+		if (w->out.len >= QF_WRITE_CHUNK)
+			writer_flush(w);
+	}
+}
+
+int qfw_commit(struct qf_writer *w)
+{
+	char nums[2 * QF_NUMLEN + 2];
+	int saved;
+
+	writer_flush(w);
+	if (w->failed) {
+		errno = w->saved_errno;
+		goto fail;
+	}
+	snprintf(nums, sizeof(nums), "%0*llu %0*llu", QF_NUMLEN, w->content_off, QF_NUMLEN, w->content_len);
+	if (pwrite(w->fd, nums, strlen(nums), w->z_off) != (ssize_t)strlen(nums)) {
+		if (errno == 0)
+			errno = EIO;
+		goto fail;
+	}
+	if (fsync(w->fd) < 0)
+		goto fail;
+	if (renameat(w->dirfd_tmp, w->qid, w->dirfd_incoming, w->qid) < 0)
+		goto fail;
+	if (fsync(w->dirfd_incoming) < 0) {
+		/* The name may not be durable: take the message back so that
+		 * what the client is told (an error) stays true.  If the queue
+		 * manager already took it, it is delivered anyway and the
+		 * client's retry makes a duplicate, never a loss. */
+		saved = errno;
+		unlinkat(w->dirfd_incoming, w->qid, 0);
+		writer_close(w);
+		errno = saved;
+		return -1;
+	}
+	writer_close(w);
+	return 0;
+
+fail:
+	saved = errno;
+	qfw_abort(w);
+	errno = saved;
+	return -1;
+}
+
+void qfw_abort(struct qf_writer *w)
+{
+	if (w->dirfd_tmp >= 0 && w->qid[0])
+		unlinkat(w->dirfd_tmp, w->qid, 0);
+	writer_close(w);
+}
+
+/* ---- reader ---- */
+
+struct qf_parse {
+	struct linereader lr;
+	struct buf line;
+	off_t pos; /* file offset of the next line */
+	char *err;
+	size_t errsize;
+};
+
+static int parse_fail(struct qf_parse *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int parse_fail(struct qf_parse *ps, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(ps->err, ps->errsize, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* Next record; it must be "TAG value" (or a bare tag for E).  *value points
+ * into ps->line.  Sets *rec_off to the record's offset. */
+static int next_record(struct qf_parse *ps, char tag, const char **value, off_t *rec_off)
+{
+	enum lr_ending ending;
+	enum lr_result r = lr_getline(&ps->lr, &ps->line, &ending);
+	char want[2] = { tag, 0 };
+
+	if (r == LR_TOOLONG)
+		return parse_fail(ps, "record %s: line too long", want);
+	if (r != LR_LINE || ending != LR_END_LF)
+		return parse_fail(ps, "record %s: truncated file", want);
+	if (memchr(ps->line.data, 0, ps->line.len))
+		return parse_fail(ps, "record %s: NUL byte", want);
+	*rec_off = ps->pos;
+	ps->pos += (off_t)ps->line.len + 1;
+	if (ps->line.data[0] != tag)
+		return parse_fail(ps, "expected record %s", want);
+	if (tag == 'E')
+		return ps->line.len == 1 ? 0 : parse_fail(ps, "bad record %s", want);
+	if (ps->line.len < 2 || ps->line.data[1] != ' ' || !field_ok(ps->line.data + 2, 1))
+		return parse_fail(ps, "bad record %s", want);
+	*value = ps->line.data + 2;
+	return 0;
+}
+
+static int parse_num(const char *s, unsigned long long max, unsigned long long *out)
+{
+	return parse_ull(s, max, out);
+}
+
+static int parse_rcpt(struct qf_parse *ps, struct qf_envelope *e, const char *v, off_t rec_off)
+{
+	char state = v[0];
+	const char *notify_s, *orcpt_s, *addr;
+	char num[16], orcpt[QF_ORCPT_MAX];
+	unsigned long long notify;
+	size_t n;
+
+	if (state != QF_PENDING && state != QF_DELIVERED && state != QF_BOUNCED)
+		return parse_fail(ps, "bad recipient state");
+	if (v[1] != ' ')
+		return parse_fail(ps, "bad recipient record");
+	notify_s = v + 2;
+	orcpt_s = strchr(notify_s, ' ');
+	if (!orcpt_s || (n = (size_t)(orcpt_s - notify_s)) >= sizeof(num) || n == 0)
+		return parse_fail(ps, "bad recipient record");
+	memcpy(num, notify_s, n);
+	num[n] = 0;
+	if (parse_num(num, 15, &notify) < 0)
+		return parse_fail(ps, "bad recipient notify");
+	orcpt_s++;
+	addr = strchr(orcpt_s, ' ');
+	if (!addr || (n = (size_t)(addr - orcpt_s)) >= sizeof(orcpt) || n == 0 || !addr[1])
+		return parse_fail(ps, "bad recipient record");
+	memcpy(orcpt, orcpt_s, n);
+	orcpt[n] = 0;
+	if (e->nrcpt >= QF_MAX_RCPT)
+		return parse_fail(ps, "too many recipients");
+	qf_envelope_add_rcpt(e, addr + 1, strcmp(orcpt, "-") ? orcpt : NULL, (unsigned)notify);
+	e->rcpt[e->nrcpt - 1].state = state;
+	e->rcpt[e->nrcpt - 1].state_off = rec_off + 2;
+	return 0;
+}
+
+static int parse_head(struct qf_parse *ps, struct qf_envelope *e)
+{
+	const char *v;
+	off_t off;
+	unsigned long long n, len;
+	char *sp;
+
+	if (next_record(ps, 'V', &v, &off) < 0)
+		return -1;
+	if (strcmp(v, "1") != 0)
+		return parse_fail(ps, "unsupported version %s", v);
+	if (next_record(ps, 'Q', &v, &off) < 0)
+		return -1;
+	if (!queueid_valid(v))
+		return parse_fail(ps, "bad queue id");
+	memcpy(e->qid, v, QUEUEID_SIZE);
+	if (next_record(ps, 'T', &v, &off) < 0 || parse_num(v, (1ULL << 40), &n) < 0)
+		return parse_fail(ps, "bad arrival time");
+	e->arrival = (long long)n;
+	if (next_record(ps, 'Z', &v, &off) < 0 || strlen(v) != 2 * QF_NUMLEN + 1 || v[QF_NUMLEN] != ' ')
+		return parse_fail(ps, "bad size record");
+	sp = (char *)v + QF_NUMLEN;
+	*sp = 0;
+	if (parse_num(v, (1ULL << 50), &n) < 0 || parse_num(sp + 1, (1ULL << 50), &len) < 0)
+		return parse_fail(ps, "bad size record");
+	e->content_off = n;
+	e->content_len = len;
+	if (next_record(ps, 'F', &v, &off) < 0 || parse_num(v, 0xffff, &n) < 0)
+		return parse_fail(ps, "bad flags record");
+	e->flags = (unsigned)n;
+	if (next_record(ps, 'N', &v, &off) < 0)
+		return -1;
+	qf_set(&e->envid, v);
+	if (next_record(ps, 'C', &v, &off) < 0)
+		return -1;
+	qf_set(&e->client, v);
+	if (next_record(ps, 'S', &v, &off) < 0)
+		return -1;
+	qf_set(&e->sender, v);
+	return 0;
+}
+
+int qf_read(int fd, struct qf_envelope *e, char *err, size_t errsize)
+{
+	struct qf_parse ps;
+	struct stat st;
+	int rc = -1;
+
+	qf_envelope_init(e);
+	memset(&ps, 0, sizeof(ps));
+	ps.err = err;
+	ps.errsize = errsize;
+	if (lseek(fd, 0, SEEK_SET) < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, errsize, "cannot read: %s", strerror(errno));
+		return -1;
+	}
+	lr_init_fd(&ps.lr, fd, QF_LINE_MAX, 0, -1);
+	buf_init(&ps.line, QF_LINE_MAX);
+	if (parse_head(&ps, e) < 0)
+		goto out;
+	for (;;) {
+		const char *v;
+		off_t off;
+		enum lr_ending ending;
+		enum lr_result r = lr_getline(&ps.lr, &ps.line, &ending);
+
+		if (r != LR_LINE || ending != LR_END_LF || ps.line.len == 0) {
+			parse_fail(&ps, "truncated envelope");
+			goto out;
+		}
+		off = ps.pos;
+		ps.pos += (off_t)ps.line.len + 1;
+		if (ps.line.data[0] == 'E' && ps.line.len == 1)
+			break;
+		if (ps.line.data[0] != 'R' || ps.line.len < 4 || ps.line.data[1] != ' ' ||
+		    memchr(ps.line.data, 0, ps.line.len) || !field_ok(ps.line.data + 2, 1)) {
+			parse_fail(&ps, "unexpected record in envelope");
+			goto out;
+		}
+		v = ps.line.data + 2;
+		if (parse_rcpt(&ps, e, v, off) < 0)
+			goto out;
+	}
+	if (e->nrcpt == 0) {
+		parse_fail(&ps, "no recipients");
+		goto out;
+	}
+	if ((unsigned long long)ps.pos != e->content_off ||
+	    e->content_off + e->content_len != (unsigned long long)st.st_size) {
+		parse_fail(&ps, "size record disagrees with the file");
+		goto out;
+	}
+	rc = 0;
+out:
+	lr_free(&ps.lr);
+	buf_free(&ps.line);
+	if (rc < 0)
+		qf_envelope_free(e);
+	return rc;
+}
+
+int qf_mark(int fd, struct qf_rcpt *r, enum qf_state st)
+{
+	char c = (char)st;
+
+	if (pwrite(fd, &c, 1, r->state_off) != 1) {
+		if (errno == 0)
+			errno = EIO;
+		return -1;
+	}
+	r->state = c;
+	return 0;
+}

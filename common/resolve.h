@@ -1,0 +1,40 @@
+/*
+ * resolve — where a recipient goes.
+ *
+ * The one code path that maps an address to a transport and a next hop,
+ * shared by smtpd (to decide at RCPT time whether tern is responsible) and
+ * the queue manager (to route the delivery).  Order, as Postfix admins
+ * expect:
+ *   1. transport_maps: the full address, then the domain, then each parent
+ *      domain as ".parent" (".example.com" matches a.b.example.com);
+ *      values "local:", "smtp:", "smtp:[host]:port", "smtp:host",
+ *      "error:5.x.y text", "discard:" (an empty next hop means the default);
+ *   2. a domain in mydestination (or no domain at all) → local;
+ *   3. everything else → smtp to relayhost, or to the domain (MX).
+ */
+#ifndef TERN_RESOLVE_H
+#define TERN_RESOLVE_H
+
+#include <stddef.h>
+
+#include "proto_deliver.h"
+
+enum transport { TR_LOCAL, TR_SMTP, TR_ERROR, TR_DISCARD };
+
+struct route {
+	enum transport transport;
+	char nexthop[DELIVER_NEXTHOP_MAX]; /* TR_SMTP: domain, [host]:port...; TR_LOCAL: "local" */
+	char error[256];                   /* TR_ERROR: "5.x.y text" */
+};
+
+/* Open the tables named in cf (transport_maps).  0 or -1 with err. */
+int resolve_init(char *err, size_t errsize);
+/* Route address.  0 on success; -1 on a temporary failure (a table could
+ * not be read), with errno set. */
+int resolve_address(const char *address, struct route *rt);
+/* Parse a transport table value into rt (exposed for tests).  0 or -1. */
+int resolve_parse_value(const char *value, const char *domain, struct route *rt);
+/* Name of a transport for logs and agent selection ("local", "smtp", ...). */
+const char *transport_name(enum transport t);
+
+#endif

@@ -1,0 +1,156 @@
+/*
+ * server — argument handling for every daemon and the prefork accept loop
+ * (see server.h and proto_master.h).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "proto_master.h"
+#include "server.h"
+#include "sock.h"
+
+struct daemon_args daemon_args;
+volatile int server_terminating;
+
+static void on_term(int sig)
+{
+	(void)sig;
+	server_terminating = 1;
+}
+
+static void usage(const char *name)
+{
+	fprintf(stderr, "usage: %s [-c config] [-o key=value]... [-f] [-v]\n", name);
+	exit(64);
+}
+
+/* Load the configuration named by -c plus the -o overrides; fatal on error. */
+static void load_config(int argc, char **argv)
+{
+	char err[512];
+	int i, c;
+
+	optind = 1;
+	while ((c = getopt(argc, argv, "c:o:fv")) != -1) {
+		switch (c) {
+		case 'c': daemon_args.config_path = optarg; break;
+		case 'o': break; /* applied after the file */
+		case 'f': daemon_args.foreground = 1; break;
+		case 'v': daemon_args.verbose = 1; break;
+		default: usage(daemon_args.name);
+		}
+	}
+	if (optind != argc)
+		usage(daemon_args.name);
+	if (!daemon_args.config_path)
+		daemon_args.config_path = TERN_SYSCONFDIR "/tern.conf";
+	if (conf_load(daemon_args.config_path, err, sizeof(err)) < 0)
+		log_fatal("%s", err);
+	for (i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "-o") == 0 && i + 1 < argc) {
+			if (conf_override(argv[++i], err, sizeof(err)) < 0)
+				log_fatal("-o %s: %s", argv[i], err);
+		}
+	}
+	if (conf_finish(err, sizeof(err)) < 0)
+		log_fatal("%s: %s", daemon_args.config_path, err);
+}
+
+void daemon_init(int argc, char **argv, const char *name)
+{
+	char ident[128];
+	struct sigaction sa;
+
+	daemon_args.name = name;
+	/* Until the config says otherwise, errors go to stderr. */
+	log_open(name, LOG_TO_STDERR);
+	load_config(argc, argv);
+	snprintf(ident, sizeof(ident), "%s/%s", cf.syslog_name, name);
+	log_open(ident, daemon_args.foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG);
+	log_set_verbose(daemon_args.verbose);
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	/* No SA_RESTART: a blocked accept()/poll() must see SIGTERM. */
+	sa.sa_handler = on_term;
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+}
+
+static void report(int state)
+{
+	struct master_status st = { getpid(), state };
+
+	if (write(MASTER_STATUS_FD, &st, sizeof(st)) != (ssize_t)sizeof(st)) {
+		/* The master is gone (EPIPE) or the pipe is broken: a child
+		 * nobody supervises must not go on accepting. */
+		log_warning("status pipe: %s; exiting", strerror(errno));
+		exit(1);
+	}
+}
+
+/* Wait for a connection; -1 on idle timeout or termination. */
+static int wait_accept(struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct pollfd pfd = { MASTER_LISTEN_FD, POLLIN, 0 };
+	int timeout = cf.max_idle > 0 ? (int)cf.max_idle * 1000 : -1;
+
+	for (;;) {
+		int n, fd;
+
+		if (server_terminating)
+			return -1;
+		n = poll(&pfd, 1, timeout);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			log_fatal("poll listener: %s", strerror(errno));
+		if (n == 0)
+			return -1;
+		*len = sizeof(*ss);
+		fd = accept4(MASTER_LISTEN_FD, (struct sockaddr *)ss, len, SOCK_CLOEXEC);
+		if (fd >= 0)
+			return fd;
+		/* Another child won the race, or the client gave up. */
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* Do not spin: let the condition clear. */
+			log_warning("accept: %s", strerror(errno));
+			sleep(1);
+			continue;
+		}
+		log_fatal("accept: %s", strerror(errno));
+	}
+}
+
+void server_prefork(server_serve_fn serve)
+{
+	long long uses = 0;
+
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len;
+		int fd;
+
+		report(MASTER_IDLE);
+		fd = wait_accept(&ss, &len);
+		if (fd < 0)
+			exit(0);
+		report(MASTER_BUSY);
+		serve(fd, (struct sockaddr *)&ss, len);
+		close(fd);
+		if (++uses >= cf.max_use || server_terminating)
+			exit(0);
+	}
+}

@@ -1,0 +1,75 @@
+/*
+ * master_dev — the embedded development configuration behind `make run`.
+ *
+ * Development mode must work as the first command on a fresh machine and
+ * without root: everything lives under one directory, SMTP listens on
+ * loopback only, and local mail goes to DIR/mail/USER/Maildir/ without Unix
+ * accounts.  The programs are found next to the running tern-master
+ * (BUILD/sbin/tern-master -> BUILD/libexec/tern/), so a fresh build runs
+ * without `make install`.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "log.h"
+#include "master.h"
+#include "sock.h"
+
+static const char dev_template[] =
+	"# Written by tern-master -D at every start: edits here are lost.\n"
+	"# To experiment, copy this file and run tern-master -f -c COPY.\n"
+	"myhostname = localhost.localdomain\n"
+	"mydestination = localhost, $myhostname\n"
+	"mynetworks = 127.0.0.0/8, [::1]/128\n"
+	"smtpd_listen = 127.0.0.1:2525\n"
+	"queue_directory = %s/queue\n"
+	"local_mailbox_base = %s/mail\n"
+	"daemon_directory = %s\n"
+	"queue_run_delay = 10s\n"
+	"minimal_backoff = 10s\n"
+	"maximal_backoff = 60s\n";
+
+/* BUILD/libexec/tern for BUILD/sbin/tern-master. */
+static void sibling_libexec(char *out, size_t size)
+{
+	char exe[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+
+	if (n <= 0)
+		log_fatal("readlink /proc/self/exe: %s", strerror(errno));
+	exe[n] = 0;
+	/* dirname twice: .../sbin/tern-master -> ... */
+	if (snprintf(out, size, "%s/libexec/tern", dirname(dirname(exe))) >= (int)size)
+		log_fatal("path too long: %s", exe);
+}
+
+const char *dev_config_write(const char *dir)
+{
+	static char path[PATH_MAX + 32];
+	char abs[PATH_MAX], libexec[PATH_MAX];
+	struct buf text;
+	int fd;
+
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST)
+		log_fatal("mkdir %s: %s", dir, strerror(errno));
+	if (!realpath(dir, abs))
+		log_fatal("%s: %s", dir, strerror(errno));
+	sibling_libexec(libexec, sizeof(libexec));
+	buf_init(&text, 65536);
+	if (buf_printf(&text, dev_template, abs, abs, libexec) < 0)
+		log_fatal("development config too long");
+	snprintf(path, sizeof(path), "%s/tern.conf", abs);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0 || write_all(fd, text.data, text.len) < 0 || close(fd) < 0)
+		log_fatal("write %s: %s", path, strerror(errno));
+	buf_free(&text);
+	return path;
+}

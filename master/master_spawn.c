@@ -1,0 +1,102 @@
+/*
+ * master_spawn — start one child of a service.
+ *
+ * The child gets exactly the descriptors of proto_master.h (0-2, the
+ * listener as 3, the status pipe as 4) and nothing else, dies with the
+ * master (PR_SET_PDEATHSIG), drops privileges through privs_drop unless the
+ * service keeps root, and execs its program from daemon_directory with the
+ * master's own -c/-o/-f/-v options.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "master.h"
+#include "privs.h"
+#include "proto_master.h"
+
+#define MAX_ARGS 512
+
+static void child_fds(const struct service *s, const struct master_opts *o)
+{
+	int null = open("/dev/null", O_RDWR);
+
+	if (null < 0)
+		_exit(71);
+	/* Move the service's fds well out of the way before placing them at 3 and 4. */
+	int lfd = fcntl(s->listen_fd, F_DUPFD, 10);
+	int sfd = s->status_wr >= 0 ? fcntl(s->status_wr, F_DUPFD, 10) : -1;
+
+	if (lfd < 0 || (s->status_wr >= 0 && sfd < 0))
+		_exit(71);
+	if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || (!o->foreground && dup2(null, 2) < 0))
+		_exit(71);
+	if (dup2(lfd, MASTER_LISTEN_FD) < 0)
+		_exit(71);
+	if (sfd >= 0 ? dup2(sfd, MASTER_STATUS_FD) < 0 : dup2(null, MASTER_STATUS_FD) < 0)
+		_exit(71);
+	close_range(MASTER_STATUS_FD + 1, ~0U, 0);
+}
+
+static void child_exec(const struct service *s, const struct master_opts *o)
+{
+	char path[4096], arg0[64];
+	char *argv[MAX_ARGS];
+	int n = 0, i;
+
+	if (snprintf(path, sizeof(path), "%s/%s", cf.daemon_directory, s->program) >= (int)sizeof(path))
+		_exit(71);
+	snprintf(arg0, sizeof(arg0), "%s/%s", cf.syslog_name, s->program);
+	argv[n++] = arg0;
+	argv[n++] = (char *)"-c";
+	argv[n++] = (char *)o->config_path;
+	for (i = 0; i < o->noverrides && n < MAX_ARGS - 4; i++) {
+		argv[n++] = (char *)"-o";
+		argv[n++] = o->overrides[i];
+	}
+	if (o->foreground)
+		argv[n++] = (char *)"-f";
+	if (o->verbose)
+		argv[n++] = (char *)"-v";
+	argv[n] = NULL;
+	execv(path, argv);
+	log_warning("exec %s: %s", path, strerror(errno));
+	_exit(71);
+}
+
+pid_t spawn_child(struct service *s, const struct master_opts *o, uid_t uid, gid_t gid, int privileged)
+{
+	sigset_t all, old;
+	pid_t parent = getpid(), pid;
+
+	/* Block signals across fork so the child starts with default
+	 * handlers and cannot run the master's. */
+	sigfillset(&all);
+	sigprocmask(SIG_BLOCK, &all, &old);
+	pid = fork();
+	if (pid != 0) {
+		sigprocmask(SIG_SETMASK, &old, NULL);
+		if (pid < 0)
+			log_warning("service %s: fork: %s", s->name, strerror(errno));
+		return pid;
+	}
+	for (int sig = 1; sig < NSIG; sig++)
+		signal(sig, SIG_DFL);
+	sigprocmask(SIG_SETMASK, &old, NULL);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		_exit(71);
+	if (getppid() != parent)
+		_exit(0); /* the master died before prctl took effect */
+	child_fds(s, o);
+	if (privileged && !s->as_root)
+		privs_drop(uid, gid, NULL, NULL);
+	child_exec(s, o);
+	return -1;
+}

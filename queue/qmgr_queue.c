@@ -1,0 +1,310 @@
+/*
+ * qmgr_queue — the queue manager's side of the spool: moving files between
+ * incoming/, active/, deferred/ and corrupt/, loading envelopes, and
+ * finishing messages (remove, bounce, or defer with backoff).
+ *
+ * Every move is a rename within the queue file system followed by nothing
+ * else: a message is always in exactly one directory, so a crash at any
+ * point leaves it somewhere the next start looks (active/ is re-read at
+ * start-up).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "log.h"
+#include "qmgr.h"
+#include "queueid.h"
+#include "xalloc.h"
+
+#define ACTIVE_LIMIT 2000
+#define TMP_MAX_AGE (6 * 3600)
+
+int qdir_fd[8];
+static struct qmsg *active_head;
+static int active_count;
+
+static const char *const qdir_names[QD_COUNT] = { QDIR_TMP, QDIR_INCOMING, QDIR_ACTIVE, QDIR_DEFERRED,
+						  QDIR_CORRUPT };
+
+void queue_open_dirs(void)
+{
+	char path[4096];
+	int i;
+
+	for (i = 0; i < QD_COUNT; i++) {
+		snprintf(path, sizeof(path), "%s/%s", cf.queue_directory, qdir_names[i]);
+		qdir_fd[i] = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (qdir_fd[i] < 0)
+			log_fatal("open %s: %s", path, strerror(errno));
+	}
+}
+
+int queue_active_count(void)
+{
+	return active_count;
+}
+
+/* Rename name from one queue directory to another; the caller decides
+ * whether the destination directory must be fsynced. */
+static int queue_move(int from, int to, const char *name)
+{
+	if (renameat(qdir_fd[from], name, qdir_fd[to], name) < 0) {
+		log_warning("%s: move %s -> %s: %s", name, qdir_names[from], qdir_names[to], strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void quarantine(int from, const char *name, const char *why)
+{
+	log_warning("%s: corrupt queue file (%s); moved to %s/", name, why, QDIR_CORRUPT);
+	if (queue_move(from, QD_CORRUPT, name) == 0)
+		fsync(qdir_fd[QD_CORRUPT]);
+}
+
+/* Load active/name into memory and hand it to the scheduler. */
+static void load_active(const char *name)
+{
+	char err[256];
+	struct stat st;
+	struct qmsg *m;
+	int fd;
+
+	fd = openat(qdir_fd[QD_ACTIVE], name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno == ELOOP)
+			quarantine(QD_ACTIVE, name, "symbolic link");
+		else
+			log_warning("%s: open: %s", name, strerror(errno));
+		return;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+		close(fd);
+		quarantine(QD_ACTIVE, name, "not a regular file of mail_owner with one link");
+		return;
+	}
+	m = xcalloc(1, sizeof(*m));
+	if (qf_read(fd, &m->env, err, sizeof(err)) < 0 || strcmp(m->env.qid, name) != 0) {
+		if (!*err || m->env.qid[0])
+			snprintf(err, sizeof(err), "queue id does not match the file name");
+		qf_envelope_free(&m->env);
+		free(m);
+		close(fd);
+		quarantine(QD_ACTIVE, name, err);
+		return;
+	}
+	memcpy(m->qid, name, QUEUEID_SIZE);
+	m->fd = fd;
+	m->next = active_head;
+	if (active_head)
+		active_head->prev = m;
+	active_head = m;
+	active_count++;
+	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu (queue active)", m->qid, m->env.sender,
+		 m->env.content_len, m->env.nrcpt);
+	sched_message(m);
+}
+
+/* Call fn for every queue-ID-named entry of a directory, at most limit. */
+static int for_each_entry(int dir, int limit, int (*fn)(const char *name, void *arg), void *arg)
+{
+	DIR *d;
+	struct dirent *de;
+	int fd, n = 0;
+
+	fd = openat(qdir_fd[dir], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || !(d = fdopendir(fd))) {
+		log_warning("scan %s: %s", qdir_names[dir], strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while (n < limit && (de = readdir(d)) != NULL) {
+		if (de->d_name[0] == '.')
+			continue;
+		if (!queueid_valid(de->d_name)) {
+			if (dir != QD_TMP)
+				quarantine(dir, de->d_name, "not a queue id");
+			continue;
+		}
+		n += fn(de->d_name, arg);
+	}
+	closedir(d);
+	return n;
+}
+
+static int take_incoming(const char *name, void *arg)
+{
+	(void)arg;
+	if (queue_move(QD_INCOMING, QD_ACTIVE, name) < 0)
+		return 0;
+	load_active(name);
+	return 1;
+}
+
+int queue_scan_incoming(void)
+{
+	int room = ACTIVE_LIMIT - active_count;
+
+	return room > 0 ? for_each_entry(QD_INCOMING, room, take_incoming, NULL) : 0;
+}
+
+static int take_deferred(const char *name, void *arg)
+{
+	int all = *(int *)arg;
+	struct stat st;
+
+	if (fstatat(qdir_fd[QD_DEFERRED], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+		return 0;
+	/* A deferred file's mtime is its next retry time. */
+	if (!all && st.st_mtime > time(NULL))
+		return 0;
+	if (queue_move(QD_DEFERRED, QD_ACTIVE, name) < 0)
+		return 0;
+	load_active(name);
+	return 1;
+}
+
+int queue_scan_deferred(int all)
+{
+	int room = ACTIVE_LIMIT - active_count;
+
+	return room > 0 ? for_each_entry(QD_DEFERRED, room, take_deferred, &all) : 0;
+}
+
+static int take_active(const char *name, void *arg)
+{
+	(void)arg;
+	load_active(name);
+	return 1;
+}
+
+void queue_recover_active(void)
+{
+	int n = for_each_entry(QD_ACTIVE, ACTIVE_LIMIT, take_active, NULL);
+
+	if (n > 0)
+		log_info("recovered %d message(s) left in active/ by a previous run", n);
+}
+
+static int clean_tmp(const char *name, void *arg)
+{
+	struct stat st;
+
+	(void)arg;
+	if (fstatat(qdir_fd[QD_TMP], name, &st, AT_SYMLINK_NOFOLLOW) == 0 && st.st_mtime < time(NULL) - TMP_MAX_AGE) {
+		/* Never acknowledged (no 250 without the rename out of tmp/). */
+		if (unlinkat(qdir_fd[QD_TMP], name, 0) == 0)
+			log_info("removed stale temporary file %s/%s", QDIR_TMP, name);
+	}
+	return 0;
+}
+
+void queue_clean_tmp(void)
+{
+	for_each_entry(QD_TMP, 1 << 30, clean_tmp, NULL);
+}
+
+static void msg_free(struct qmsg *m)
+{
+	if (m->prev)
+		m->prev->next = m->next;
+	else
+		active_head = m->next;
+	if (m->next)
+		m->next->prev = m->prev;
+	active_count--;
+	close(m->fd);
+	qf_envelope_free(&m->env);
+	free(m->fail);
+	free(m);
+}
+
+static long long backoff(const struct qmsg *m, time_t now)
+{
+	long long age = now - m->env.arrival;
+
+	if (age < cf.minimal_backoff)
+		age = cf.minimal_backoff;
+	if (age > cf.maximal_backoff)
+		age = cf.maximal_backoff;
+	return age;
+}
+
+/* Recipients still pending past the queue lifetime become failures. */
+static void expire_pending(struct qmsg *m, time_t now)
+{
+	long long life = *m->env.sender ? cf.maximal_queue_lifetime : cf.bounce_queue_lifetime;
+	char text[DELIVER_MAX_TEXT];
+	size_t i;
+
+	if (now - m->env.arrival < life)
+		return;
+	snprintf(text, sizeof(text), "message expired after %lld days in the queue%s%.900s",
+		 (now - m->env.arrival) / 86400, *m->last_reason ? "; last error: " : "", m->last_reason);
+	for (i = 0; i < m->env.nrcpt; i++)
+		if (m->env.rcpt[i].state == QF_PENDING)
+			msg_record_failure(m, i, "4.4.7", text);
+}
+
+/* Bounce the recorded failures, then mark them; 0 or -1 (left pending). */
+static int settle_failures(struct qmsg *m)
+{
+	size_t i;
+
+	if (m->nfail == 0)
+		return 0;
+	if (bounce_create(m) < 0)
+		return -1;
+	for (i = 0; i < m->nfail; i++)
+		if (qf_mark(m->fd, &m->env.rcpt[m->fail[i].idx], QF_BOUNCED) < 0)
+			log_warning("%s: cannot record a bounced recipient: %s", m->qid, strerror(errno));
+	if (fdatasync(m->fd) < 0)
+		log_warning("%s: fdatasync: %s", m->qid, strerror(errno));
+	m->nfail = 0;
+	return 0;
+}
+
+static void defer_message(struct qmsg *m, time_t now)
+{
+	struct timespec ts[2];
+
+	ts[0].tv_sec = ts[1].tv_sec = now + backoff(m, now);
+	ts[0].tv_nsec = ts[1].tv_nsec = 0;
+	if (futimens(m->fd, ts) < 0)
+		log_warning("%s: set retry time: %s", m->qid, strerror(errno));
+	if (queue_move(QD_ACTIVE, QD_DEFERRED, m->qid) == 0)
+		log_info("%s: deferred, next attempt in %llds", m->qid, (long long)(ts[0].tv_sec - now));
+}
+
+void queue_finish(struct qmsg *m)
+{
+	time_t now = time(NULL);
+	size_t i, pending = 0;
+
+	expire_pending(m, now);
+	if (settle_failures(m) < 0) {
+		log_warning("%s: cannot queue the bounce yet; failed recipients stay queued", m->qid);
+		m->nfail = 0;
+	}
+	for (i = 0; i < m->env.nrcpt; i++)
+		if (m->env.rcpt[i].state == QF_PENDING)
+			pending++;
+	if (pending == 0) {
+		if (unlinkat(qdir_fd[QD_ACTIVE], m->qid, 0) < 0)
+			log_warning("%s: remove: %s", m->qid, strerror(errno));
+		else
+			log_info("%s: removed", m->qid);
+	} else {
+		defer_message(m, now);
+	}
+	msg_free(m);
+}
