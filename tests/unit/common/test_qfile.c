@@ -1,0 +1,317 @@
+/*
+ * test_qfile — the queue file: durable write protocol, strict reader,
+ * in-place recipient state.
+ */
+#include <check.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "qfile.h"
+#include "proto_deliver.h"
+
+static char qdir[256];
+
+static void setup(void)
+{
+	strcpy(qdir, "/tmp/tern-qfile-XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(qdir));
+	ck_assert_int_eq(qf_make_dirs(qdir), 0);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	return remove(path);
+}
+
+static void rm_tree(const char *path)
+{
+	ck_assert_int_eq(nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS), 0);
+}
+
+static void teardown(void)
+{
+	rm_tree(qdir);
+}
+
+static int count_entries(const char *sub)
+{
+	char path[512];
+	DIR *d;
+	struct dirent *de;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s", qdir, sub);
+	d = opendir(path);
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d)))
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+static void make_env(struct qf_envelope *e)
+{
+	qf_envelope_init(e);
+	e->arrival = 1700000000;
+	e->flags = DELIVER_F_8BITMIME;
+	qf_set(&e->sender, "alice@example.com");
+	qf_set(&e->client, "helo.example (host.example [192.0.2.1])");
+	qf_set(&e->envid, "ENV-1");
+	qf_envelope_add_rcpt(e, "bob@example.net", NULL, 0);
+	qf_envelope_add_rcpt(e, "\"a b\"@example.org", "rfc822;a+20b@example.org", NOTIFY_FAILURE);
+}
+
+static int open_queued(const char *sub, const char *qid, int flags)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s/%s", qdir, sub, qid);
+	return open(path, flags);
+}
+
+static const char body[] = "Subject: hi\n\nline one\n.leading dot kept as data\n";
+
+static void write_message(struct qf_envelope *e)
+{
+	struct qf_writer w;
+
+	make_env(e);
+	ck_assert_int_eq(qfw_begin(&w, qdir, e), 0);
+	qfw_write(&w, body, 10);
+	qfw_write(&w, body + 10, sizeof(body) - 1 - 10);
+	ck_assert_int_eq(qfw_commit(&w), 0);
+}
+
+START_TEST(commit_round_trip)
+{
+	struct qf_envelope e, r;
+	char err[256] = "", content[256];
+	int fd;
+
+	write_message(&e);
+	ck_assert(queueid_valid(e.qid));
+	ck_assert_int_eq(count_entries(QDIR_TMP), 0);
+	ck_assert_int_eq(count_entries(QDIR_INCOMING), 1);
+	fd = open_queued(QDIR_INCOMING, e.qid, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "qf_read: %s", err);
+	ck_assert_str_eq(r.qid, e.qid);
+	ck_assert_int_eq(r.arrival, 1700000000);
+	ck_assert_uint_eq(r.flags, DELIVER_F_8BITMIME);
+	ck_assert_str_eq(r.sender, "alice@example.com");
+	ck_assert_str_eq(r.envid, "ENV-1");
+	ck_assert_str_eq(r.client, "helo.example (host.example [192.0.2.1])");
+	ck_assert_uint_eq(r.nrcpt, 2);
+	ck_assert_str_eq(r.rcpt[0].address, "bob@example.net");
+	ck_assert_ptr_null(r.rcpt[0].orcpt);
+	ck_assert_str_eq(r.rcpt[1].address, "\"a b\"@example.org");
+	ck_assert_str_eq(r.rcpt[1].orcpt, "rfc822;a+20b@example.org");
+	ck_assert_uint_eq(r.rcpt[1].notify, NOTIFY_FAILURE);
+	ck_assert_int_eq(r.rcpt[0].state, QF_PENDING);
+	ck_assert_uint_eq(r.content_len, sizeof(body) - 1);
+	ck_assert_int_eq(pread(fd, content, r.content_len, (off_t)r.content_off), (ssize_t)r.content_len);
+	ck_assert_int_eq(memcmp(content, body, r.content_len), 0);
+	qf_envelope_free(&r);
+	qf_envelope_free(&e);
+	close(fd);
+}
+END_TEST
+
+START_TEST(mark_persists)
+{
+	struct qf_envelope e, r;
+	char err[256];
+	int fd;
+
+	write_message(&e);
+	fd = open_queued(QDIR_INCOMING, e.qid, O_RDWR);
+	ck_assert_int_eq(qf_read(fd, &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(qf_mark(fd, &r.rcpt[1], QF_DELIVERED), 0);
+	qf_envelope_free(&r);
+	ck_assert_int_eq(qf_read(fd, &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(r.rcpt[0].state, QF_PENDING);
+	ck_assert_int_eq(r.rcpt[1].state, QF_DELIVERED);
+	ck_assert_int_eq(qf_mark(fd, &r.rcpt[0], QF_BOUNCED), 0);
+	qf_envelope_free(&r);
+	ck_assert_int_eq(qf_read(fd, &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(r.rcpt[0].state, QF_BOUNCED);
+	qf_envelope_free(&r);
+	qf_envelope_free(&e);
+	close(fd);
+}
+END_TEST
+
+START_TEST(abort_leaves_nothing)
+{
+	struct qf_envelope e;
+	struct qf_writer w;
+
+	make_env(&e);
+	ck_assert_int_eq(qfw_begin(&w, qdir, &e), 0);
+	qfw_write(&w, body, sizeof(body) - 1);
+	ck_assert_int_eq(count_entries(QDIR_TMP), 1);
+	qfw_abort(&w);
+	ck_assert_int_eq(count_entries(QDIR_TMP), 0);
+	ck_assert_int_eq(count_entries(QDIR_INCOMING), 0);
+	qf_envelope_free(&e);
+}
+END_TEST
+
+START_TEST(writer_refuses_control_chars)
+{
+	struct qf_envelope e;
+	struct qf_writer w;
+
+	make_env(&e);
+	qf_set(&e.sender, "a\nX-Injected: yes@example.com");
+	ck_assert_int_eq(qfw_begin(&w, qdir, &e), -1);
+	ck_assert_int_eq(count_entries(QDIR_TMP), 0);
+	qf_envelope_free(&e);
+
+	make_env(&e);
+	qf_set(&e.rcpt[0].address, "bob\r@example.net");
+	ck_assert_int_eq(qfw_begin(&w, qdir, &e), -1);
+	qf_envelope_free(&e);
+
+	qf_envelope_init(&e); /* no recipients */
+	ck_assert_int_eq(qfw_begin(&w, qdir, &e), -1);
+	qf_envelope_free(&e);
+}
+END_TEST
+
+START_TEST(commit_fails_without_incoming)
+{
+	struct qf_envelope e;
+	struct qf_writer w;
+	char path[512];
+
+	make_env(&e);
+	ck_assert_int_eq(qfw_begin(&w, qdir, &e), 0);
+	qfw_write(&w, body, sizeof(body) - 1);
+	snprintf(path, sizeof(path), "%s/%s", qdir, QDIR_INCOMING);
+	ck_assert_int_eq(rmdir(path), 0);
+	/* The writer holds the directory open; rename into a removed
+	 * directory fails and the message must not survive anywhere. */
+	ck_assert_int_eq(qfw_commit(&w), -1);
+	ck_assert_int_eq(count_entries(QDIR_TMP), 0);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	qf_envelope_free(&e);
+}
+END_TEST
+
+/* Write raw bytes as a queue file and return qf_read's result. */
+static int read_raw(const char *text, size_t n, char *err, size_t errsize)
+{
+	char path[512];
+	struct qf_envelope r;
+	int fd, rc;
+
+	snprintf(path, sizeof(path), "%s/active/raw", qdir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, n), (ssize_t)n);
+	rc = qf_read(fd, &r, err, errsize);
+	if (rc == 0)
+		qf_envelope_free(&r);
+	close(fd);
+	return rc;
+}
+
+#define HEAD "V 1\nQ 6553F10000000000ABCD\nT 1700000000\n"
+#define TAIL_OK "F 0\nN \nC \nS a@b\nR P 0 - c@d\nE\n"
+
+START_TEST(reader_rejects_corruption)
+{
+	char good[512], err[256];
+	size_t hl;
+	int n;
+
+	/* A valid file first, so each corruption below is the only fault. */
+	n = snprintf(good, sizeof(good), HEAD "Z %020d %020d\n" TAIL_OK "xyz", 0, 0);
+	hl = (size_t)n - 3;
+	n = snprintf(good, sizeof(good), HEAD "Z %020zu %020d\n" TAIL_OK "xyz", hl, 3);
+	ck_assert_msg(read_raw(good, (size_t)n, err, sizeof(err)) == 0, "%s", err);
+
+	/* truncated: content shorter than the size record says */
+	ck_assert_int_eq(read_raw(good, (size_t)n - 1, err, sizeof(err)), -1);
+	/* truncated inside the envelope */
+	ck_assert_int_eq(read_raw(good, 40, err, sizeof(err)), -1);
+	/* bad version */
+	{
+		char bad[512];
+		memcpy(bad, good, (size_t)n);
+		bad[2] = '2';
+		ck_assert_int_eq(read_raw(bad, (size_t)n, err, sizeof(err)), -1);
+	}
+	/* bad state byte */
+	{
+		char bad[512];
+		char *p;
+		memcpy(bad, good, (size_t)n);
+		bad[n] = 0;
+		p = strstr(bad, "R P");
+		p[2] = 'X';
+		ck_assert_int_eq(read_raw(bad, (size_t)n, err, sizeof(err)), -1);
+	}
+	/* NUL inside a field */
+	{
+		char bad[512];
+		char *p;
+		memcpy(bad, good, (size_t)n);
+		bad[n] = 0;
+		p = strstr(bad, "S a@b");
+		p[3] = 0;
+		ck_assert_int_eq(read_raw(bad, (size_t)n, err, sizeof(err)), -1);
+	}
+	/* an unknown record in the recipient list */
+	{
+		char bad[512];
+		char *p;
+		memcpy(bad, good, (size_t)n);
+		bad[n] = 0;
+		p = strstr(bad, "R P");
+		p[0] = 'X';
+		ck_assert_int_eq(read_raw(bad, (size_t)n, err, sizeof(err)), -1);
+	}
+	/* empty file, garbage */
+	ck_assert_int_eq(read_raw("", 0, err, sizeof(err)), -1);
+	ck_assert_int_eq(read_raw("\n\n\n", 3, err, sizeof(err)), -1);
+}
+END_TEST
+
+static Suite *qfile_suite(void)
+{
+	Suite *s = suite_create("qfile");
+	TCase *tc = tcase_create("core");
+
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_add_test(tc, commit_round_trip);
+	tcase_add_test(tc, mark_persists);
+	tcase_add_test(tc, abort_leaves_nothing);
+	tcase_add_test(tc, writer_refuses_control_chars);
+	tcase_add_test(tc, commit_fails_without_incoming);
+	tcase_add_test(tc, reader_rejects_corruption);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(qfile_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
