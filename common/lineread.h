@@ -71,7 +71,7 @@ void lr_init_fd(struct linereader *lr, int fd, size_t max, int flags, int timeou
 void lr_free(struct linereader *lr);
 
 /* Change the maximum line length (for example 512 for commands, larger for
- * message content); must not exceed the max given at init. */
+ * message content); must not exceed the max given at init (log_panic). */
 void lr_set_max(struct linereader *lr, size_t max);
 void lr_set_flags(struct linereader *lr, int flags);
 

@@ -15,7 +15,9 @@
 /* Become uid/gid.  chroot_dir may be NULL.  When init_groups_user is
  * non-NULL the supplementary groups are that user's, otherwise cleared.
  * When the process is not root and uid/gid are already ours, this is a no-op
- * (development mode). */
+ * (development mode; chroot_dir is then ignored).  A non-root process asking
+ * for other ids can only shed ids it holds (a set-id helper): setresgid and
+ * setresuid are tried, a chroot_dir is fatal. */
 void privs_drop(uid_t uid, gid_t gid, const char *chroot_dir, const char *init_groups_user);
 
 /* Look up user name (and its primary group); 0 or -1 when unknown. */

@@ -34,7 +34,9 @@ int sock_split_hostport(const char *s, char *host, size_t hostsize, char *port, 
 int sock_send_fd(int sock, int fd, const void *p, size_t n);
 /* Receive up to n bytes; when a descriptor is attached it is stored in *fd
  * (made close-on-exec), otherwise *fd is -1.  Any extra descriptors are
- * closed.  Returns bytes received (0 at EOF) or -1. */
+ * closed.  Returns bytes received (0 at EOF) or -1.  When the kernel had to
+ * drop descriptors (MSG_CTRUNC) the message is unusable: every descriptor
+ * that did arrive is closed and -1 is returned with errno EMSGSIZE. */
 ssize_t sock_recv_fd(int sock, int *fd, void *p, size_t n);
 
 /* write() all n bytes, retrying EINTR and short writes; 0 or -1. */
@@ -43,7 +45,10 @@ int write_all(int fd, const void *p, size_t n);
 int fd_set_nonblock(int fd, int on);
 int fd_set_cloexec(int fd);
 
-/* Printable "ip" / "[ip]:port" text of a socket address into out. */
+/* Printable address of a socket address: ip[ipsize] gets the address text
+ * (IPv4-mapped IPv6 shown as IPv4, "unix" for AF_UNIX, "unknown" otherwise;
+ * "" if it does not fit, INET6_ADDRSTRLEN always does), *port (if non-NULL)
+ * the port or 0. */
 void sock_addr_text(const struct sockaddr *sa, socklen_t len, char *ip, size_t ipsize, int *port);
 
 #endif
