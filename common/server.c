@@ -13,6 +13,7 @@
 
 #include "conf.h"
 #include "log.h"
+#include "privs.h"
 #include "proto_master.h"
 #include "server.h"
 #include "sock.h"
@@ -64,7 +65,22 @@ static void load_config(int argc, char **argv)
 		log_fatal("%s: %s", daemon_args.config_path, err);
 }
 
-void daemon_init(int argc, char **argv, const char *name)
+/* Root starts every daemon (the master cannot exec from a directory only
+ * root may read after dropping); each one gives up root here, before it
+ * touches any input. */
+static void drop_to_mail_owner(void)
+{
+	uid_t uid;
+	gid_t gid;
+
+	if (getuid() != 0 && geteuid() != 0)
+		return; /* development mode: nothing to give up */
+	if (privs_lookup_user(cf.mail_owner, &uid, &gid) < 0)
+		log_fatal("mail_owner %s: no such user", cf.mail_owner);
+	privs_drop(uid, gid, NULL, NULL);
+}
+
+static void daemon_setup(int argc, char **argv, const char *name)
 {
 	char ident[128];
 	struct sigaction sa;
@@ -85,6 +101,17 @@ void daemon_init(int argc, char **argv, const char *name)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+}
+
+void daemon_init(int argc, char **argv, const char *name)
+{
+	daemon_setup(argc, argv, name);
+	drop_to_mail_owner();
+}
+
+void daemon_init_privileged(int argc, char **argv, const char *name)
+{
+	daemon_setup(argc, argv, name);
 }
 
 static void report(int state)

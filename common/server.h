@@ -3,8 +3,8 @@
  *
  * daemon_init parses the arguments the master passes (see proto_master.h:
  * -c CONFIG, -o key=value, -f, -v), loads the configuration (fatal on error,
- * with file:line), opens the log under "SYSLOG_NAME/NAME" and ignores
- * SIGPIPE.  It is used by the single-process daemons (the queue manager) and
+ * with file:line), opens the log under "SYSLOG_NAME/NAME", ignores SIGPIPE
+ * and, when started as root, drops to mail_owner through privs_drop.  It is used by the single-process daemons (the queue manager) and
  * by server_prefork.
  *
  * server_prefork is the main loop of a prefork service (smtpd, local, send):
@@ -34,6 +34,9 @@ struct daemon_args {
 extern struct daemon_args daemon_args;
 
 void daemon_init(int argc, char **argv, const char *name);
+/* The same, but keeps root (only the local agent, which becomes each
+ * recipient itself).  Every other daemon drops to mail_owner in daemon_init. */
+void daemon_init_privileged(int argc, char **argv, const char *name);
 
 /* Called with the accepted connection (closed by the skeleton afterwards)
  * and the peer's address. */

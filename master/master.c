@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -87,7 +88,7 @@ static void load_config(const struct master_opts *o)
 }
 
 /* Root: children run as mail_owner.  Not root: everything runs as us. */
-static void decide_identity(void)
+static void decide_identity(const struct master_opts *o)
 {
 	struct passwd *pw;
 
@@ -95,8 +96,12 @@ static void decide_identity(void)
 	if (privileged) {
 		if (privs_lookup_user(cf.mail_owner, &owner_uid, &owner_gid) < 0)
 			log_fatal("mail_owner %s: no such user (see INSTALL)", cf.mail_owner);
-		if (owner_uid == 0)
+		if (owner_uid == 0 && !o->dev_dir)
 			log_fatal("mail_owner %s must not be root", cf.mail_owner);
+		if (owner_uid == 0)
+			log_warning("development mode started as root: every process runs as root; "
+				    "run make run as a normal user, or use a production config, for "
+				    "privilege separation");
 		return;
 	}
 	owner_uid = getuid();
@@ -117,6 +122,13 @@ static void prepare_queue(void)
 
 	if (qf_make_dirs(cf.queue_directory) < 0)
 		log_fatal("queue_directory %s: %s", cf.queue_directory, strerror(errno));
+	/* Virtual mailboxes are written as mail_owner. */
+	if (*cf.local_mailbox_base) {
+		if (mkdir(cf.local_mailbox_base, 0700) < 0 && errno != EEXIST)
+			log_fatal("local_mailbox_base %s: %s", cf.local_mailbox_base, strerror(errno));
+		if (privileged && chown(cf.local_mailbox_base, owner_uid, owner_gid) < 0)
+			log_fatal("chown %s: %s", cf.local_mailbox_base, strerror(errno));
+	}
 	if (!privileged)
 		return;
 	/* The queue belongs to mail_owner; the top directory stays root's. */
@@ -143,7 +155,7 @@ static void start_child(struct service *s, const struct master_opts *o, time_t n
 
 	if (nchildren >= MAX_CHILDREN)
 		return;
-	pid = spawn_child(s, o, owner_uid, owner_gid, privileged);
+	pid = spawn_child(s, o);
 	if (pid < 0) {
 		s->throttle_until = now + 1; /* EAGAIN: try again shortly */
 		return;
@@ -312,7 +324,7 @@ int master_run(const struct master_opts *o)
 	log_open("tern/master", o->foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG);
 	log_set_verbose(o->verbose);
 	install_signals();
-	decide_identity();
+	decide_identity(o);
 	prepare_queue();
 	services_setup(&svcs, &nsvc, owner_uid, owner_gid);
 	children = xcalloc(MAX_CHILDREN, sizeof(*children));

@@ -53,7 +53,7 @@ struct master_opts {
 /* master_services.c */
 int services_setup(struct service **svcs, int *nsvc, uid_t owner_uid, gid_t owner_gid);
 /* master_spawn.c */
-pid_t spawn_child(struct service *s, const struct master_opts *o, uid_t uid, gid_t gid, int privileged);
+pid_t spawn_child(struct service *s, const struct master_opts *o);
 /* master_dev.c: write the development config into dir; returns its path (static). */
 const char *dev_config_write(const char *dir);
 /* master.c */

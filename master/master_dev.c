@@ -4,7 +4,7 @@
  * Development mode must work as the first command on a fresh machine and
  * without root: everything lives under one directory, SMTP listens on
  * loopback only, and local mail goes to DIR/mail/USER/Maildir/ without Unix
- * accounts.  The programs are found next to the running tern-master
+ * accounts, all as the invoking user.  The programs are found next to the running tern-master
  * (BUILD/sbin/tern-master -> BUILD/libexec/tern/), so a fresh build runs
  * without `make install`.
  */
@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,7 @@ static const char dev_template[] =
 	"queue_directory = %s/queue\n"
 	"local_mailbox_base = %s/mail\n"
 	"daemon_directory = %s\n"
+	"mail_owner = %s\n"
 	"queue_run_delay = 10s\n"
 	"minimal_backoff = 10s\n"
 	"maximal_backoff = 60s\n";
@@ -55,6 +57,7 @@ const char *dev_config_write(const char *dir)
 {
 	static char path[PATH_MAX + 32];
 	char abs[PATH_MAX], libexec[PATH_MAX];
+	struct passwd *pw;
 	struct buf text;
 	int fd;
 
@@ -64,7 +67,10 @@ const char *dev_config_write(const char *dir)
 		log_fatal("%s: %s", dir, strerror(errno));
 	sibling_libexec(libexec, sizeof(libexec));
 	buf_init(&text, 65536);
-	if (buf_printf(&text, dev_template, abs, abs, libexec) < 0)
+	pw = getpwuid(getuid());
+	if (!pw)
+		log_fatal("uid %ld has no passwd entry", (long)getuid());
+	if (buf_printf(&text, dev_template, abs, abs, libexec, pw->pw_name) < 0)
 		log_fatal("development config too long");
 	snprintf(path, sizeof(path), "%s/tern.conf", abs);
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0644);

@@ -3,9 +3,9 @@
  *
  * The child gets exactly the descriptors of proto_master.h (0-2, the
  * listener as 3, the status pipe as 4) and nothing else, dies with the
- * master (PR_SET_PDEATHSIG), drops privileges through privs_drop unless the
- * service keeps root, and execs its program from daemon_directory with the
- * master's own -c/-o/-f/-v options.
+ * master (PR_SET_PDEATHSIG) and execs its program from daemon_directory
+ * with the master's own -c/-o/-f/-v options.  The program drops root itself
+ * (daemon_init), so daemon_directory need only be readable by root.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -19,7 +19,6 @@
 #include "conf.h"
 #include "log.h"
 #include "master.h"
-#include "privs.h"
 #include "proto_master.h"
 
 #define MAX_ARGS 512
@@ -71,7 +70,7 @@ static void child_exec(const struct service *s, const struct master_opts *o)
 	_exit(71);
 }
 
-pid_t spawn_child(struct service *s, const struct master_opts *o, uid_t uid, gid_t gid, int privileged)
+pid_t spawn_child(struct service *s, const struct master_opts *o)
 {
 	sigset_t all, old;
 	pid_t parent = getpid(), pid;
@@ -95,8 +94,6 @@ pid_t spawn_child(struct service *s, const struct master_opts *o, uid_t uid, gid
 	if (getppid() != parent)
 		_exit(0); /* the master died before prctl took effect */
 	child_fds(s, o);
-	if (privileged && !s->as_root)
-		privs_drop(uid, gid, NULL, NULL);
 	child_exec(s, o);
 	return -1;
 }
