@@ -69,6 +69,10 @@ struct tern_conf {
 	/* remote delivery */
 	long long smtp_connect_timeout; /* time; default 30s */
 	long long smtp_reply_timeout;   /* time; default 300s */
+
+	/* address syntax (added after the first draft; kept last) */
+	int smtputf8_enable;            /* bool; default yes: offer SMTPUTF8 */
+	int strict_rfc821_envelopes;    /* bool; default no: tolerate MAIL FROM:user@dom without < > */
 };
 
 extern struct tern_conf cf;
@@ -89,5 +93,7 @@ int conf_finish(char *err, size_t errsize);
 void conf_dump(int fd);
 /* 1 if name is a known key. */
 int conf_known(const char *name);
+/* Write "name = value" of one key to fd; -1 when the key is unknown. */
+int conf_dump_key(int fd, const char *name);
 
 #endif

@@ -1,0 +1,135 @@
+/*
+ * ternctl — the administrator's command-line tool.
+ *
+ *   ternctl [-c config] makemap FILE          compile FILE into FILE.cdb
+ *   ternctl [-c config] [-o key=value] check  validate the configuration
+ *   ternctl [-c config] [-o key=value] config [key ...]
+ *                                             print the effective values
+ *
+ * Exit codes: 0 success, 1 failure (the reason on stderr as "file:line:
+ * reason"), 64 usage error (EX_USAGE).  ternctl never needs the daemons to
+ * be running and never writes anything but the map it was asked to build.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cdbmap.h"
+#include "conf.h"
+#include "log.h"
+#include "xalloc.h"
+
+#ifndef TERN_SYSCONFDIR
+#define TERN_SYSCONFDIR "/etc/tern"
+#endif
+
+#define EX_USAGE_CODE 64
+#define MAX_OVERRIDES 64
+
+static void usage(void)
+{
+	fprintf(stderr, "usage: ternctl [-c config] [-o key=value] command [args]\n"
+			"commands:\n"
+			"  makemap FILE     compile the text table FILE into FILE.cdb\n"
+			"  check            validate the configuration\n"
+			"  config [key...]  print the effective configuration\n");
+	exit(EX_USAGE_CODE);
+}
+
+/* Load path, apply the -o overrides and finish; 0 or -1 (reported). */
+static int load_config(const char *path, char **overrides, int noverrides)
+{
+	char err[1024];
+
+	if (conf_load(path, err, sizeof(err)) < 0)
+		goto fail;
+	for (int i = 0; i < noverrides; i++)
+		if (conf_override(overrides[i], err, sizeof(err)) < 0)
+			goto fail;
+	if (conf_finish(err, sizeof(err)) < 0)
+		goto fail;
+	return 0;
+fail:
+	fprintf(stderr, "ternctl: %s\n", err);
+	return -1;
+}
+
+static int cmd_makemap(int argc, char **argv)
+{
+	char err[1024];
+	char *dst;
+	int rc;
+
+	if (argc != 2)
+		usage();
+	dst = xmalloc(strlen(argv[1]) + 5);
+	strcpy(dst, argv[1]);
+	strcat(dst, ".cdb");
+	rc = cdbmap_compile(argv[1], dst, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "ternctl: %s\n", err);
+	free(dst);
+	return rc < 0 ? 1 : 0;
+}
+
+static int cmd_config(int argc, char **argv)
+{
+	int rc = 0;
+
+	if (argc == 1) {
+		conf_dump(STDOUT_FILENO);
+		return 0;
+	}
+	for (int i = 1; i < argc; i++) {
+		if (conf_dump_key(STDOUT_FILENO, argv[i]) < 0) {
+			fprintf(stderr, "ternctl: unknown key \"%s\"\n", argv[i]);
+			rc = 1;
+		}
+	}
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *config = TERN_SYSCONFDIR "/tern.conf";
+	char *overrides[MAX_OVERRIDES];
+	int noverrides = 0, ch;
+
+	log_open("ternctl", LOG_TO_STDERR);
+	while ((ch = getopt(argc, argv, "+c:o:")) != -1) {
+		switch (ch) {
+		case 'c':
+			config = optarg;
+			break;
+		case 'o':
+			if (noverrides == MAX_OVERRIDES) {
+				fprintf(stderr, "ternctl: more than %d -o options\n", MAX_OVERRIDES);
+				return EX_USAGE_CODE;
+			}
+			overrides[noverrides++] = optarg;
+			break;
+		default:
+			usage();
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc < 1)
+		usage();
+	if (strcmp(argv[0], "makemap") == 0)
+		return cmd_makemap(argc, argv);
+	if (strcmp(argv[0], "check") == 0) {
+		if (argc != 1)
+			usage();
+		return load_config(config, overrides, noverrides) < 0 ? 1 : 0;
+	}
+	if (strcmp(argv[0], "config") == 0) {
+		if (load_config(config, overrides, noverrides) < 0)
+			return 1;
+		fflush(stdout);
+		return cmd_config(argc, argv);
+	}
+	fprintf(stderr, "ternctl: unknown command \"%s\"\n", argv[0]);
+	usage();
+}
