@@ -1,0 +1,131 @@
+/*
+ * smtpd — the SMTP receiver's session state, shared by its modules.
+ *
+ *   smtpd.c        the session loop (smtpd_session_run) and smtpd_serve,
+ *                  the entry point the prefork skeleton calls per connection
+ *   smtpd_cmd.c    the command table {verb, check, proceed, flags} and the
+ *                  HELO/EHLO/MAIL/RCPT/RSET/NOOP/QUIT/HELP/VRFY/EXPN handlers
+ *   smtpd_check.c  recipient policy: local domains, relay domains, mynetworks
+ *   smtpd_data.c   DATA: reading, dot-unstuffing, the Received: header, the
+ *                  queue file and the final reply
+ *   smtpd_stream.c buffered connection I/O with deadlines (TLS slots in here)
+ *
+ * Everything the client sends arrives through the one bounded line reader
+ * (s->lr) and every reply leaves through s->st; nothing here touches a
+ * socket directly, which is what lets the unit tests script whole sessions.
+ */
+#ifndef TERN_SMTPD_H
+#define TERN_SMTPD_H
+
+#include <stddef.h>
+#include <sys/socket.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "lineread.h"
+#include "qfile.h"
+#include "smtpd_stream.h"
+
+#define SMTPD_CMD_MAX 510        /* command line octets without CRLF (RFC 5321 4.5.3.1.4: 512 with it) */
+#define SMTPD_DATA_PIECE 4096    /* content is read in pieces of at most this many bytes */
+#define SMTPD_ERROR_LIMIT 20     /* error replies before 421 4.7.0 and disconnect */
+#define SMTPD_RCPT_OVERSHOOT 1000 /* 452s past the recipient limit before they count as errors */
+#define SMTPD_HELO_MAX 255       /* longest HELO/EHLO argument accepted */
+#define SMTPD_IP_MAX 64
+#define SMTPD_NAME_MAX 256
+#define SMTPD_NCMD 16            /* room in the per-command counters */
+
+enum smtpd_proto { SMTPD_PROTO_NONE = 0, SMTPD_PROTO_SMTP, SMTPD_PROTO_ESMTP };
+
+struct smtpd_session {
+	struct smtpd_stream *st;
+	struct linereader lr;
+	struct buf line;
+
+	/* the client */
+	char ip[SMTPD_IP_MAX];       /* "192.0.2.1", "2001:db8::1" */
+	char name[SMTPD_NAME_MAX];   /* verified reverse name or "unknown" */
+	int trusted;                 /* ip is in mynetworks */
+	enum smtpd_proto proto;      /* NONE until HELO/EHLO */
+	char helo[SMTPD_HELO_MAX + 1]; /* sanitised HELO/EHLO argument */
+
+	/* the mail transaction (valid while in_mail) */
+	int in_mail;
+	struct qf_envelope env;      /* sender, recipients, flags */
+	unsigned long long declared_size; /* MAIL FROM SIZE=, 0 if not given */
+	unsigned rcpt_overshoot;     /* RCPTs refused by the recipient limit */
+
+	/* the session */
+	int errors;                  /* error replies so far */
+	int done;                    /* end the session after this command */
+	const char *where;           /* last command verb, for "lost connection after X" */
+	unsigned cmd_ok[SMTPD_NCMD]; /* per command-table entry: successes ... */
+	unsigned cmd_total[SMTPD_NCMD]; /* ... and attempts, for the disconnect line */
+	unsigned unknown_total;      /* unrecognised commands */
+};
+
+/* ---- smtpd.c ---- */
+
+/* Serve one accepted connection (the prefork skeleton's callback). */
+void smtpd_serve(int fd, const struct sockaddr *peer, socklen_t peerlen);
+/* Run a whole SMTP session over an already set-up stream: greeting, command
+ * loop, disconnect.  ip/name describe the client.  Used by smtpd_serve and
+ * by the unit tests (with a scripted stream). */
+void smtpd_session_run(struct smtpd_stream *st, const char *ip, const char *name);
+
+/* Queue one reply line; the text gets CRLF appended.  Lines are limited to
+ * what a reply may be (a few hundred bytes). */
+void smtpd_reply(struct smtpd_session *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Reply 421 with text, flush, and end the session. */
+void smtpd_reply_421(struct smtpd_session *s, const char *dsn, const char *text);
+/* Forget the current mail transaction (RSET, after DATA, HELO/EHLO). */
+void smtpd_txn_reset(struct smtpd_session *s);
+/* "ESMTP" or "SMTP" for logs and the Received: header. */
+const char *smtpd_proto_name(const struct smtpd_session *s);
+
+/* ---- smtpd_cmd.c ---- */
+
+enum smtpd_cmd_flags {
+	CMD_NOARGS = 1,  /* arguments are a syntax error (501) */
+	CMD_ARGS = 2     /* an argument is required (501) */
+};
+
+struct smtpd_cmd {
+	const char *verb;
+	/* State check: NULL when the command may run now, else the complete
+	 * reply line refusing it (503). */
+	const char *(*check)(const struct smtpd_session *s);
+	/* Do it; args is the text after the verb (spaces trimmed, may be "").
+	 * Returns 0, or -1 when the reply was an error that counts toward the
+	 * session's error limit. */
+	int (*proceed)(struct smtpd_session *s, char *args);
+	unsigned flags;
+};
+
+extern const struct smtpd_cmd smtpd_cmd_table[];
+extern const size_t smtpd_cmd_count;
+
+/* The table entry for verb (len bytes, case-insensitive), or NULL. */
+const struct smtpd_cmd *smtpd_cmd_find(const char *verb, size_t len);
+/* Handle one command line (without its line end; may contain anything).
+ * Replies are queued on s->st; s->done set when the session must end. */
+void smtpd_cmd_dispatch(struct smtpd_session *s, char *line, size_t len);
+
+/* ---- smtpd_check.c ---- */
+
+/* 1 when the client address is in mynetworks. */
+int smtpd_check_client_trusted(const char *ip);
+/* Recipient policy for a parsed recipient with a domain.  0: accept;
+ * -1: refuse, with the complete reply line in reply. */
+int smtpd_check_rcpt(const struct addr *rcpt, int trusted, char *reply, size_t replysize);
+
+/* ---- smtpd_data.c ---- */
+
+/* DATA after the state checks: open the queue file, 354, read the content,
+ * commit, reply.  Returns 0, or -1 for an error reply. */
+int smtpd_data(struct smtpd_session *s);
+/* Copy a HELO argument into out[outsize] with everything that could break
+ * a header or a log line replaced by '?'. */
+void smtpd_sanitise_helo(const char *in, char *out, size_t outsize);
+
+#endif

@@ -1,0 +1,508 @@
+/*
+ * smtpd_cmd.c — the SMTP command table and the command handlers.
+ *
+ * Public: smtpd_cmd_table, smtpd_cmd_count, smtpd_cmd_find,
+ * smtpd_cmd_dispatch.
+ *
+ * Each command is one table row {verb, check, proceed, flags}: check is a
+ * pure function of the session state that returns the 503 refusing an
+ * out-of-order command; flags say whether an argument is required or
+ * forbidden (501); proceed parses the arguments and acts.  The dispatcher
+ * applies them in that order, counts errors toward the session's limit and
+ * keeps the statistics for the disconnect log line.
+ *
+ * Verbs are matched case-insensitively.  A command line with NUL or any
+ * other control character (a bare CR included) is refused with 500 before
+ * any parsing.  MAIL/RCPT paths go through addr_parse_path, so what reaches
+ * the envelope never holds a control character.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf.h"
+#include "log.h"
+#include "proto_deliver.h"
+#include "smtpd.h"
+#include "strutil.h"
+
+/* What a proceed function returns. */
+enum { CMD_OK = 0, CMD_REFUSED = 1, CMD_ERROR = -1 };
+
+/* ---- state checks ---- */
+
+static const char *
+check_mail(const struct smtpd_session *s)
+{
+	if (s->proto == SMTPD_PROTO_NONE)
+		return "503 5.5.1 Error: send HELO/EHLO first";
+	if (s->in_mail)
+		return "503 5.5.1 Error: nested MAIL command";
+	return NULL;
+}
+
+static const char *
+check_rcpt(const struct smtpd_session *s)
+{
+	if (!s->in_mail)
+		return "503 5.5.1 Error: need MAIL command";
+	return NULL;
+}
+
+static const char *
+check_data(const struct smtpd_session *s)
+{
+	if (!s->in_mail)
+		return "503 5.5.1 Error: need MAIL command";
+	if (s->env.nrcpt == 0)
+		return "503 5.5.1 Error: need RCPT command";
+	return NULL;
+}
+
+/* ---- ESMTP parameters ---- */
+
+static int
+is_keychar(unsigned char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+}
+
+/*
+ * Next "KEY[=VALUE]" of an ESMTP parameter list at *p (modified in place:
+ * the key and value are NUL-terminated).  Returns 1 with *key and *value
+ * (value NULL when there is no '='), 0 at the end, -1 on bad syntax:
+ * a key that is empty ("=x") or not alphanumeric, an empty value ("KEY="),
+ * or a value with characters outside %d33-126 or with '='.
+ */
+static int
+next_param(char **p, char **key, char **value)
+{
+	char *s = *p;
+	char *k;
+
+	while (*s == ' ')
+		s++;
+	if (*s == '\0')
+		return 0;
+	k = s;
+	if (!is_keychar((unsigned char)*s) || *s == '-')
+		return -1;
+	while (is_keychar((unsigned char)*s))
+		s++;
+	*key = k;
+	*value = NULL;
+	if (*s == '=') {
+		char *v;
+
+		*s++ = '\0';
+		v = s;
+		while (*s != '\0' && *s != ' ') {
+			unsigned char c = (unsigned char)*s;
+
+			if (c < 33 || c > 126 || c == '=')
+				return -1;
+			s++;
+		}
+		if (s == v)
+			return -1;
+		*value = v;
+	}
+	if (*s != '\0' && *s != ' ')
+		return -1;
+	if (*s == ' ')
+		*s++ = '\0';
+	*p = s;
+	return 1;
+}
+
+/* After a path: nothing, or one or more spaces and the parameters. */
+static int
+params_start(char *path, const char *end, char **params)
+{
+	if (*end != '\0' && *end != ' ')
+		return -1;
+	*params = path + (end - path);
+	return 0;
+}
+
+static int
+mail_params(struct smtpd_session *s, char *p, unsigned long long *size, unsigned *flags)
+{
+	int seen_size = 0, seen_body = 0;
+	char *key, *value;
+	int r;
+
+	while ((r = next_param(&p, &key, &value)) > 0) {
+		if (s->proto != SMTPD_PROTO_ESMTP) {
+			smtpd_reply(s, "555 5.5.4 Unsupported option: %s (send EHLO first)", key);
+			return -1;
+		}
+		if (strcasecmp(key, "SIZE") == 0) {
+			const char *d;
+
+			if (seen_size++ || value == NULL) {
+				smtpd_reply(s, "501 5.5.4 Bad SIZE parameter syntax");
+				return -1;
+			}
+			for (d = value; *d >= '0' && *d <= '9'; d++)
+				;
+			if (*d != '\0') {
+				smtpd_reply(s, "501 5.5.4 Bad SIZE parameter syntax");
+				return -1;
+			}
+			/* Only digits: a failure here is overflow, i.e. far too big. */
+			if (parse_ull(value, (unsigned long long)-1, size) < 0)
+				*size = (unsigned long long)-1;
+		} else if (strcasecmp(key, "BODY") == 0) {
+			if (seen_body++ || value == NULL) {
+				smtpd_reply(s, "501 5.5.4 Bad BODY parameter syntax");
+				return -1;
+			}
+			if (strcasecmp(value, "8BITMIME") == 0) {
+				*flags |= DELIVER_F_8BITMIME;
+			} else if (strcasecmp(value, "7BIT") == 0) {
+				*flags &= ~(unsigned)DELIVER_F_8BITMIME;
+			} else {
+				smtpd_reply(s, "501 5.5.4 Unsupported BODY parameter value");
+				return -1;
+			}
+		} else {
+			smtpd_reply(s, "555 5.5.4 Unsupported option: %s", key);
+			return -1;
+		}
+	}
+	if (r < 0) {
+		smtpd_reply(s, "501 5.5.4 Bad parameter syntax");
+		return -1;
+	}
+	return 0;
+}
+
+/* "FROM:" / "TO:", case-insensitively, then optional spaces (lenient clients). */
+static char *
+skip_keyword(char *args, const char *kw)
+{
+	size_t n = strlen(kw);
+
+	if (strncasecmp(args, kw, n) != 0)
+		return NULL;
+	args += n;
+	while (*args == ' ')
+		args++;
+	return args;
+}
+
+/* ---- handlers ---- */
+
+static int
+helo_common(struct smtpd_session *s, char *args, enum smtpd_proto proto)
+{
+	if (strlen(args) > SMTPD_HELO_MAX) {
+		smtpd_reply(s, "501 5.5.4 Error: hostname too long");
+		return CMD_ERROR;
+	}
+	smtpd_sanitise_helo(args, s->helo, sizeof(s->helo));
+	/* RFC 5321 4.1.4: a new HELO/EHLO abandons any transaction. */
+	smtpd_txn_reset(s);
+	s->proto = proto;
+	return CMD_OK;
+}
+
+static int
+do_helo(struct smtpd_session *s, char *args)
+{
+	if (helo_common(s, args, SMTPD_PROTO_SMTP) < 0)
+		return CMD_ERROR;
+	smtpd_reply(s, "250 %s", cf.myhostname);
+	return CMD_OK;
+}
+
+static int
+do_ehlo(struct smtpd_session *s, char *args)
+{
+	if (helo_common(s, args, SMTPD_PROTO_ESMTP) < 0)
+		return CMD_ERROR;
+	smtpd_reply(s, "250-%s", cf.myhostname);
+	smtpd_reply(s, "250-PIPELINING");
+	if (cf.message_size_limit > 0)
+		smtpd_reply(s, "250-SIZE %lld", cf.message_size_limit);
+	else
+		smtpd_reply(s, "250-SIZE");
+	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
+	smtpd_reply(s, "250 8BITMIME");
+	return CMD_OK;
+}
+
+static int
+do_mail(struct smtpd_session *s, char *args)
+{
+	unsigned long long size = 0;
+	unsigned flags = 0;
+	const char *end;
+	enum addr_error e;
+	struct addr a;
+	char *p, *params;
+
+	if ((p = skip_keyword(args, "FROM:")) == NULL) {
+		smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		return CMD_ERROR;
+	}
+	e = addr_parse_path(p, ADDR_ALLOW_NULL, &a, &end);
+	if (e != ADDR_OK || params_start(p, end, &params) < 0) {
+		smtpd_reply(s, "501 5.1.7 Bad sender address syntax%s%s", e != ADDR_OK ? ": " : "",
+			    e != ADDR_OK ? addr_strerror(e) : "");
+		return CMD_ERROR;
+	}
+	if (mail_params(s, params, &size, &flags) < 0)
+		return CMD_ERROR;
+	if (cf.message_size_limit > 0 && size > (unsigned long long)cf.message_size_limit) {
+		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		return CMD_ERROR;
+	}
+	smtpd_txn_reset(s);
+	qf_set(&s->env.sender, a.is_null ? "" : a.mailbox);
+	s->env.flags = flags;
+	s->declared_size = size;
+	s->in_mail = 1;
+	smtpd_reply(s, "250 2.1.0 Ok");
+	return CMD_OK;
+}
+
+/* Log a refused recipient in Postfix's shape. */
+static void
+log_rcpt_reject(const struct smtpd_session *s, const char *reply, const char *rcpt)
+{
+	log_info("NOQUEUE: reject: RCPT from %s[%s]: %s; from=<%s> to=<%s> proto=%s helo=<%s>", s->name, s->ip,
+		 reply, s->env.sender, rcpt, smtpd_proto_name(s), s->helo);
+}
+
+static unsigned long long
+rcpt_limit(void)
+{
+	unsigned long long lim = QF_MAX_RCPT;
+
+	if (cf.smtpd_recipient_limit > 0 && (unsigned long long)cf.smtpd_recipient_limit < lim)
+		lim = (unsigned long long)cf.smtpd_recipient_limit;
+	return lim;
+}
+
+static int
+do_rcpt(struct smtpd_session *s, char *args)
+{
+	char reply[ADDR_SIZE + 128];
+	char mailbox[ADDR_SIZE + SMTPD_NAME_MAX];
+	const char *end;
+	enum addr_error e;
+	struct addr a;
+	char *p, *params, *key, *value;
+	int r;
+
+	if ((p = skip_keyword(args, "TO:")) == NULL) {
+		smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		return CMD_ERROR;
+	}
+	e = addr_parse_path(p, ADDR_ALLOW_NO_DOMAIN, &a, &end);
+	if (e != ADDR_OK || params_start(p, end, &params) < 0) {
+		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax%s%s", e != ADDR_OK ? ": " : "",
+			    e != ADDR_OK ? addr_strerror(e) : "");
+		return CMD_ERROR;
+	}
+	if ((r = next_param(&params, &key, &value)) != 0) {
+		if (r < 0)
+			smtpd_reply(s, "501 5.5.4 Bad parameter syntax");
+		else
+			smtpd_reply(s, "555 5.5.4 Unsupported option: %s", key);
+		return CMD_ERROR;
+	}
+	if (s->env.nrcpt >= rcpt_limit()) {
+		smtpd_reply(s, "452 4.5.3 Error: too many recipients");
+		/* A client that ignores the 452s is misbehaving, not unlucky. */
+		return ++s->rcpt_overshoot > SMTPD_RCPT_OVERSHOOT ? CMD_ERROR : CMD_REFUSED;
+	}
+	if (a.domain[0] == '\0') {
+		/* RFC 5321 4.5.1: <postmaster> without a domain must be accepted. */
+		if (strcasecmp(a.local, "postmaster") != 0) {
+			smtpd_reply(s, "501 5.1.3 Bad recipient address syntax: domain required");
+			return CMD_ERROR;
+		}
+		snprintf(mailbox, sizeof(mailbox), "postmaster@%s", cf.myhostname);
+	} else {
+		if (smtpd_check_rcpt(&a, s->trusted, reply, sizeof(reply)) < 0) {
+			smtpd_reply(s, "%s", reply);
+			log_rcpt_reject(s, reply, a.mailbox);
+			return CMD_ERROR;
+		}
+		if (str_copy(mailbox, sizeof(mailbox), a.mailbox) < 0)
+			log_panic("do_rcpt: parsed mailbox does not fit");
+	}
+	qf_envelope_add_rcpt(&s->env, mailbox, NULL, 0);
+	smtpd_reply(s, "250 2.1.5 Ok");
+	return CMD_OK;
+}
+
+static int
+do_data(struct smtpd_session *s, char *args)
+{
+	return smtpd_data(s) < 0 ? CMD_ERROR : CMD_OK;
+}
+
+static int
+do_rset(struct smtpd_session *s, char *args)
+{
+	smtpd_txn_reset(s);
+	smtpd_reply(s, "250 2.0.0 Ok");
+	return CMD_OK;
+}
+
+static int
+do_noop(struct smtpd_session *s, char *args)
+{
+	smtpd_reply(s, "250 2.0.0 Ok");
+	return CMD_OK;
+}
+
+static int
+do_quit(struct smtpd_session *s, char *args)
+{
+	smtpd_reply(s, "221 2.0.0 Bye");
+	s->done = 1;
+	return CMD_OK;
+}
+
+static int
+do_help(struct smtpd_session *s, char *args)
+{
+	smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
+	return CMD_OK;
+}
+
+static int
+do_vrfy(struct smtpd_session *s, char *args)
+{
+	smtpd_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
+	return CMD_OK;
+}
+
+static int
+do_expn(struct smtpd_session *s, char *args)
+{
+	smtpd_reply(s, "502 5.5.1 Error: command not implemented");
+	return CMD_ERROR;
+}
+
+/* ---- the table ---- */
+
+const struct smtpd_cmd smtpd_cmd_table[] = {
+	{ "HELO", NULL, do_helo, CMD_ARGS },
+	{ "EHLO", NULL, do_ehlo, CMD_ARGS },
+	{ "MAIL", check_mail, do_mail, CMD_ARGS },
+	{ "RCPT", check_rcpt, do_rcpt, CMD_ARGS },
+	{ "DATA", check_data, do_data, CMD_NOARGS },
+	{ "RSET", NULL, do_rset, CMD_NOARGS },
+	{ "NOOP", NULL, do_noop, 0 },
+	{ "QUIT", NULL, do_quit, CMD_NOARGS },
+	{ "HELP", NULL, do_help, 0 },
+	{ "VRFY", NULL, do_vrfy, CMD_ARGS },
+	{ "EXPN", NULL, do_expn, 0 },
+};
+const size_t smtpd_cmd_count = sizeof(smtpd_cmd_table) / sizeof(smtpd_cmd_table[0]);
+
+_Static_assert(sizeof(smtpd_cmd_table) / sizeof(smtpd_cmd_table[0]) <= SMTPD_NCMD,
+	       "raise SMTPD_NCMD for the per-command counters");
+
+const struct smtpd_cmd *
+smtpd_cmd_find(const char *verb, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < smtpd_cmd_count; i++) {
+		const char *v = smtpd_cmd_table[i].verb;
+
+		if (strlen(v) == len && strncasecmp(v, verb, len) == 0)
+			return &smtpd_cmd_table[i];
+	}
+	return NULL;
+}
+
+/* The reply to a line no command can be made of, or NULL if it may be one. */
+static const char *
+line_refusal(const char *line, size_t len)
+{
+	size_t i;
+
+	if (memchr(line, '\0', len) != NULL)
+		return "500 5.5.2 Error: NUL character in command";
+	for (i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)line[i];
+
+		if ((c < 0x20 && c != '\t') || c == 0x7f)
+			return "500 5.5.2 Error: control character in command";
+	}
+	if (len == 0)
+		return "500 5.5.2 Error: bad syntax";
+	return NULL;
+}
+
+void
+smtpd_cmd_dispatch(struct smtpd_session *s, char *line, size_t len)
+{
+	const struct smtpd_cmd *cmd;
+	const char *refusal;
+	size_t vlen, idx, alen;
+	char *args;
+	int r;
+
+	log_debug("< %s[%s]: %.*s", s->name, s->ip, (int)len, line);
+	if ((refusal = line_refusal(line, len)) != NULL) {
+		smtpd_reply(s, "%s", refusal);
+		s->unknown_total++;
+		s->errors++;
+		return;
+	}
+	for (vlen = 0; vlen < len && line[vlen] != ' '; vlen++)
+		;
+	if ((cmd = smtpd_cmd_find(line, vlen)) == NULL) {
+		smtpd_reply(s, "500 5.5.2 Error: command not recognized");
+		s->where = "UNKNOWN";
+		s->unknown_total++;
+		s->errors++;
+		return;
+	}
+	idx = (size_t)(cmd - smtpd_cmd_table);
+	s->cmd_total[idx]++;
+	s->where = cmd->verb;
+
+	/* Arguments: after the spaces that follow the verb, trailing blanks trimmed. */
+	args = line + vlen;
+	while (*args == ' ')
+		args++;
+	alen = strlen(args);
+	while (alen > 0 && (args[alen - 1] == ' ' || args[alen - 1] == '\t'))
+		args[--alen] = '\0';
+
+	if (cmd->check != NULL && (refusal = cmd->check(s)) != NULL) {
+		smtpd_reply(s, "%s", refusal);
+		s->errors++;
+		return;
+	}
+	if (((cmd->flags & CMD_NOARGS) && alen > 0) || ((cmd->flags & CMD_ARGS) && alen == 0)) {
+		if (strcmp(cmd->verb, "HELO") == 0 || strcmp(cmd->verb, "EHLO") == 0)
+			smtpd_reply(s, "501 5.5.4 Syntax: %s hostname", cmd->verb);
+		else if (strcmp(cmd->verb, "MAIL") == 0)
+			smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
+		else if (strcmp(cmd->verb, "RCPT") == 0)
+			smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
+		else if (strcmp(cmd->verb, "VRFY") == 0)
+			smtpd_reply(s, "501 5.5.4 Syntax: VRFY address");
+		else
+			smtpd_reply(s, "501 5.5.4 Syntax: %s", cmd->verb);
+		s->errors++;
+		return;
+	}
+	r = cmd->proceed(s, args);
+	if (r == CMD_OK)
+		s->cmd_ok[idx]++;
+	else if (r == CMD_ERROR)
+		s->errors++;
+}

@@ -1,0 +1,221 @@
+/*
+ * smtpd_stream — buffered, deadline-bound connection I/O (see smtpd_stream.h).
+ *
+ * The fd backend keeps the descriptor non-blocking and waits with poll(), so
+ * a peer that stops reading cannot hold a write forever and a signal can
+ * neither abort nor extend a wait.  Errors: -1 with errno; the first write
+ * error is remembered and later output is discarded.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "smtpd_stream.h"
+#include "sock.h"
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Wait until fd is ready for events or the deadline passes; 0, or -1 with errno. */
+static int
+fd_wait(int fd, short events, int timeout_ms, long long deadline)
+{
+	for (;;) {
+		struct pollfd pfd = { .fd = fd, .events = events };
+		int wait = -1;
+		int pr;
+
+		if (timeout_ms >= 0) {
+			long long left = deadline - now_ms();
+
+			wait = left > 0 ? (int)left : 0;
+		}
+		pr = poll(&pfd, 1, wait);
+		if (pr > 0)
+			return 0;
+		if (pr == 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+static ssize_t
+fd_read(void *ctx, void *p, size_t n, int timeout_ms)
+{
+	struct smtpd_stream *st = ctx;
+	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+
+	for (;;) {
+		ssize_t r = read(st->fd, p, n);
+
+		if (r >= 0)
+			return r;
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		if (fd_wait(st->fd, POLLIN, timeout_ms, deadline) < 0)
+			return -1;
+	}
+}
+
+static ssize_t
+fd_write(void *ctx, const void *p, size_t n, int timeout_ms)
+{
+	struct smtpd_stream *st = ctx;
+	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	int is_sock = 1;
+
+	for (;;) {
+		ssize_t r;
+
+		/* send() with MSG_NOSIGNAL: a vanished peer is EPIPE, not a signal. */
+		r = is_sock ? send(st->fd, p, n, MSG_NOSIGNAL) : write(st->fd, p, n);
+		if (r >= 0)
+			return r;
+		if (errno == ENOTSOCK && is_sock) {
+			is_sock = 0;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno != EAGAIN && errno != EWOULDBLOCK)
+			return -1;
+		if (fd_wait(st->fd, POLLOUT, timeout_ms, deadline) < 0)
+			return -1;
+	}
+}
+
+void
+stream_init(struct smtpd_stream *st, stream_read_fn rd, stream_write_fn wr, void *ctx, int timeout_ms)
+{
+	memset(st, 0, sizeof(*st));
+	st->read = rd;
+	st->write = wr;
+	st->ctx = ctx;
+	st->fd = -1;
+	st->timeout_ms = timeout_ms;
+	buf_init(&st->out, STREAM_OUT_MAX);
+}
+
+void
+stream_init_fd(struct smtpd_stream *st, int fd, int timeout_ms)
+{
+	stream_init(st, fd_read, fd_write, NULL, timeout_ms);
+	st->ctx = st;
+	st->fd = fd;
+	if (fd_set_nonblock(fd, 1) < 0)
+		log_warning("cannot make the connection non-blocking: %s", strerror(errno));
+}
+
+void
+stream_set_io(struct smtpd_stream *st, stream_read_fn rd, stream_write_fn wr, void *ctx)
+{
+	if (st->out.len > 0)
+		log_panic("stream_set_io with %zu unflushed bytes", st->out.len);
+	st->read = rd;
+	st->write = wr;
+	st->ctx = ctx;
+}
+
+void
+stream_free(struct smtpd_stream *st)
+{
+	buf_free(&st->out);
+}
+
+int
+stream_failed(const struct smtpd_stream *st)
+{
+	return st->err != 0;
+}
+
+int
+stream_flush(struct smtpd_stream *st)
+{
+	size_t done = 0;
+
+	if (st->err) {
+		buf_reset(&st->out);
+		errno = st->err;
+		return -1;
+	}
+	while (done < st->out.len) {
+		ssize_t w = st->write(st->ctx, st->out.data + done, st->out.len - done, st->timeout_ms);
+
+		if (w <= 0) {
+			st->err = w < 0 && errno != 0 ? errno : EIO;
+			buf_reset(&st->out);
+			errno = st->err;
+			return -1;
+		}
+		done += (size_t)w;
+	}
+	buf_reset(&st->out);
+	return 0;
+}
+
+int
+stream_put(struct smtpd_stream *st, const void *p, size_t n)
+{
+	const char *s = p;
+
+	if (st->err)
+		return -1;
+	while (n > 0) {
+		size_t room = st->out.max - st->out.len;
+		size_t take = n < room ? n : room;
+
+		if (take == 0) {
+			if (stream_flush(st) < 0)
+				return -1;
+			continue;
+		}
+		if (buf_append(&st->out, s, take) < 0)
+			log_panic("stream_put: output buffer bound");
+		s += take;
+		n -= take;
+	}
+	return 0;
+}
+
+int
+stream_printf(struct smtpd_stream *st, const char *fmt, ...)
+{
+	char tmp[STREAM_OUT_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		log_panic("stream_printf: reply longer than %zu bytes", sizeof(tmp));
+	return stream_put(st, tmp, (size_t)n);
+}
+
+ssize_t
+stream_lr_read(void *ctx, void *p, size_t n)
+{
+	struct smtpd_stream *st = ctx;
+
+	/* About to wait for the client: everything it may be waiting for goes out now. */
+	if (st->out.len > 0 && stream_flush(st) < 0)
+		return -1;
+	return st->read(st->ctx, p, n, st->timeout_ms);
+}
