@@ -1,0 +1,127 @@
+#!/bin/sh
+# tests/run.sh — run every test of the build in $B (default: build) and end
+# with exactly one line "N passed, N failed"; exit 1 when anything failed.
+#
+#   unit tests:      $B/tests/unit/*/test_*   (Check runners; each check counts;
+#                    a runner that crashes, times out, or prints no
+#                    "NN%: Checks: N, Failures: F, Errors: E" line counts as 1 failure)
+#   black-box tests: tests/blackbox/test_*.py (print "PASS name" / "FAIL name: reason"
+#                    lines; a script that exits non-zero without a FAIL line, or
+#                    prints nothing, counts as 1 failure)
+#
+# Each program gets at most $TEST_TIMEOUT seconds (default 300).
+# Usage: B=build sh tests/run.sh [PATTERN]   (PATTERN: only tests whose path contains it)
+
+cd "$(dirname "$0")/.." || exit 1
+TOP=$(pwd)
+B=${B:-build}
+case "$B" in
+/*) ;;
+*) B="$TOP/$B" ;;
+esac
+export B
+TEST_TIMEOUT=${TEST_TIMEOUT:-300}
+PATTERN=${1:-}
+
+passed=0
+failed=0
+failures=
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tern-run.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT TERM
+
+# note_failure NAME REASON
+note_failure() {
+	failures="$failures
+  FAIL $1: $2"
+}
+
+# run_unit BINARY
+run_unit() {
+	name=${1#"$B"/tests/unit/}
+	out="$tmp/out"
+	timeout "$TEST_TIMEOUT" "$1" >"$out" 2>&1
+	rc=$?
+	# Sum every Check summary line (a runner may print more than one).
+	summary=$(sed -n 's/^[0-9]*%: Checks: \([0-9]*\), Failures: \([0-9]*\), Errors: \([0-9]*\).*/\1 \2 \3/p' "$out" |
+		awk '{ c += $1; f += $2; e += $3; n++ } END { if (n) print c, f + e }')
+	if [ -z "$summary" ]; then
+		if [ "$rc" = 124 ]; then why="timed out after ${TEST_TIMEOUT}s"; else why="no Check summary (exit status $rc)"; fi
+		echo "unit $name: FAILED: $why"
+		sed 's/^/    /' "$out" | tail -n 30
+		failed=$((failed + 1))
+		note_failure "$name" "$why"
+		return
+	fi
+	# shellcheck disable=SC2086 # two numbers, split on purpose
+	set -- $summary
+	checks=$1
+	bad=$2
+	good=$((checks - bad))
+	passed=$((passed + good))
+	failed=$((failed + bad))
+	if [ "$bad" -gt 0 ]; then
+		echo "unit $name: $good passed, $bad failed"
+		# Check's failure lines: file:line:F|E:tcase:test:iter: message
+		grep -E '^[^:]+:[0-9]+:[FE]:' "$out" | sed 's/^/    /'
+		grep -E '^[^:]+:[0-9]+:[FE]:' "$out" | while IFS= read -r l; do
+			echo "  FAIL $name: $l"
+		done >>"$tmp/faillist"
+	elif [ "$rc" != 0 ]; then
+		# All checks passed but the runner itself failed (a leak report, a crash at exit).
+		echo "unit $name: $good passed, but exit status $rc"
+		sed 's/^/    /' "$out" | tail -n 30
+		failed=$((failed + 1))
+		note_failure "$name" "exit status $rc after all checks passed"
+	else
+		echo "unit $name: $good passed"
+	fi
+}
+
+# run_blackbox SCRIPT
+run_blackbox() {
+	name=${1#"$TOP"/}
+	out="$tmp/out"
+	timeout -k 10 "$TEST_TIMEOUT" python3 "$1" >"$out" 2>&1
+	rc=$?
+	p=$(grep -c '^PASS ' "$out")
+	f=$(grep -c '^FAIL ' "$out")
+	s=$(grep -c '^SKIP ' "$out")
+	passed=$((passed + p))
+	failed=$((failed + f))
+	grep -E '^(PASS|FAIL|SKIP) ' "$out" | sed 's/^/  /' | sed "s|^  |  [$name] |"
+	grep '^FAIL ' "$out" | sed "s|^FAIL |  FAIL $name: |" >>"$tmp/faillist"
+	if [ "$f" = 0 ] && { [ "$rc" != 0 ] || { [ "$p" = 0 ] && [ "$s" = 0 ]; }; }; then
+		if [ "$rc" = 124 ]; then why="timed out after ${TEST_TIMEOUT}s"; else why="exit status $rc without a FAIL line"; fi
+		failed=$((failed + 1))
+		note_failure "$name" "$why"
+		echo "  [$name] FAILED: $why"
+	fi
+	if [ "$rc" != 0 ] || [ "$f" != 0 ]; then
+		# Everything else the script printed (daemon logs, tracebacks).
+		grep -vE '^(PASS|FAIL|SKIP) ' "$out" | tail -n 80 | sed 's/^/    | /'
+	fi
+}
+
+: >"$tmp/faillist"
+for t in "$B"/tests/unit/*/test_*; do
+	if [ ! -f "$t" ] || [ ! -x "$t" ]; then continue; fi
+	case "$t" in *.o | *.d) continue ;; esac
+	case "$t" in *"$PATTERN"*) ;; *) continue ;; esac
+	run_unit "$t"
+done
+for t in "$TOP"/tests/blackbox/test_*.py; do
+	[ -f "$t" ] || continue
+	case "$t" in *"$PATTERN"*) ;; *) continue ;; esac
+	echo "blackbox ${t#"$TOP"/}"
+	run_blackbox "$t"
+done
+
+if [ "$failed" -gt 0 ]; then
+	echo
+	echo "Failures:"
+	cat "$tmp/faillist"
+	[ -n "$failures" ] && printf '%s\n' "$failures" | sed '/^$/d'
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
