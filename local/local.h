@@ -1,0 +1,127 @@
+/*
+ * local.h — internal interfaces of the local delivery agent.
+ *
+ * The agent serves proto_deliver requests (see common/proto_deliver.h): one
+ * request per connection, the queue file's descriptor attached.  For each
+ * recipient it
+ *
+ *   1. resolves the recipient to a destination (local_resolve.c): in
+ *      virtual/dev mode (local_mailbox_base set) BASE/USER/Maildir/, in
+ *      system mode the user's passwd entry and HOME/home_mailbox;
+ *   2. runs the delivery with the destination's identity
+ *      (local_deliver.c): in-process when no uid change is needed,
+ *      otherwise in a child that drops to the user's uid/gids first;
+ *   3. writes the mailbox (maildir.c; mbox, pipes and files arrive with
+ *      issue 5 as further destination kinds);
+ *   4. logs one Postfix-shaped line per recipient (local_serve.c).
+ *
+ * Issue 5 slots in here: aliases and .forward become an expansion step
+ * between (1) and (2) that may produce several destinations per recipient.
+ */
+#ifndef TERN_LOCAL_H
+#define TERN_LOCAL_H
+
+#include <limits.h>
+#include <stddef.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+#include "addr.h"
+#include "buf.h"
+#include "proto_deliver.h"
+
+/* How long a delivery child may take before it is killed (seconds). */
+#define LOCAL_CHILD_TIMEOUT 600
+/* How long the queue manager may take to send a request (ms). */
+#define LOCAL_REQUEST_TIMEOUT_MS 60000
+/* Delivered-To: headers remembered per message; more is a loop by itself. */
+#define LOCAL_MAX_DELIVERED_TO 256
+/* Read chunk for message content. */
+#define LOCAL_CHUNK 65536
+
+/* ---- the message content (local_msg.c) ---- */
+
+/* The content of a queue file: [offset, offset+length) of fd, LF line ends. */
+struct local_msg {
+	int fd;
+	unsigned long long offset;
+	unsigned long long length;
+	/* Delivered-To: values found in the header (NUL-separated, lower case),
+	 * filled by local_msg_scan. */
+	struct buf delivered_to;
+	size_t n_delivered_to;
+	int too_many_delivered_to;
+};
+
+void local_msg_init(struct local_msg *m, int fd, unsigned long long offset, unsigned long long length);
+void local_msg_free(struct local_msg *m);
+/* Read up to n bytes at content position pos (not past the content's end).
+ * Returns bytes read, 0 at the end of the content, -1 with errno (EIO when
+ * the file is shorter than the request says). */
+ssize_t local_msg_pread(const struct local_msg *m, unsigned long long pos, void *p, size_t n);
+/* Scan the header section once for Delivered-To: headers.  0 or -1 (read error). */
+int local_msg_scan(struct local_msg *m);
+/* 1 when the header already carries Delivered-To: rcpt (case-insensitive). */
+int local_msg_has_delivered_to(const struct local_msg *m, const char *rcpt);
+
+/* ---- destinations (local_resolve.c) ---- */
+
+enum local_dest_kind {
+	LOCAL_DEST_MAILDIR = 1, /* path is a Maildir directory, ending in '/' */
+	LOCAL_DEST_MBOX         /* path is an mbox file (issue 5) */
+};
+
+struct local_dest {
+	enum local_dest_kind kind;
+	char path[PATH_MAX];
+	/* Maildir: path = root + rel; root must exist (except in virtual mode
+	 * where it is local_mailbox_base and is created once), the components
+	 * of rel are created mode 0700 as the delivering user. */
+	size_t root_len;
+	int create_root;
+	int switch_user;          /* fork and privs_drop(uid, gid) first */
+	uid_t uid;
+	gid_t gid;
+	char pw_name[ADDR_SIZE];  /* user for initgroups; "" for none */
+	char user[ADDR_SIZE];     /* lower-cased user part of the recipient */
+	char ext[ADDR_SIZE];      /* address extension, "" when none */
+};
+
+/*
+ * Resolve the recipient address to a destination.  Returns 0 with *d
+ * filled, or -1 with rc's result set (perm 5.1.1 unknown user / bad local
+ * part, temp when the user cannot be delivered to now).
+ */
+int local_resolve(const char *address, struct local_dest *d, struct deliver_rcpt *rc);
+
+/* Check a user part used as a directory name in virtual mode: not empty,
+ * not starting with '.', no '/', no control or quoting characters.  1 ok. */
+int local_user_name_ok(const char *user);
+
+/* ---- delivery (local_deliver.c, maildir.c) ---- */
+
+/* Deliver msg to d for recipient address rc->address; sets rc's result. */
+void local_deliver_dest(const struct local_dest *d, const struct local_msg *msg, const char *sender,
+			struct deliver_rcpt *rc);
+
+/*
+ * Write msg into the Maildir described by d (already running as the right
+ * user): create the directories, write tmp/NAME, fsync, link into new/,
+ * fsync new/.  On any failure nothing is left behind and rc holds a temp
+ * result (4.2.2 when the mailbox is full).  Loop detection is the
+ * caller's (local_deliver_dest).
+ */
+void maildir_deliver(const struct local_dest *d, const struct local_msg *msg, const char *sender,
+		     const char *rcpt, struct deliver_rcpt *rc);
+
+/* A unique Maildir file name "time.M<usec>P<pid>Q<n>.<host>" into out. 0 or -1. */
+int maildir_unique_name(char *out, size_t outsize);
+
+/* ---- the service (local_serve.c) ---- */
+
+/* Deliver every recipient of r (message on msgfd) and log the results. */
+void local_deliver_request(struct deliver_request *r, int msgfd);
+/* server_prefork callback: read a request, deliver, answer. */
+void local_serve(int fd, const struct sockaddr *peer, socklen_t peerlen);
+
+#endif

@@ -1,0 +1,328 @@
+/*
+ * Unit tests for send/send_dns.c and send/send_nexthop.c without any DNS
+ * traffic: the MX reply parser on hand-built wire-format replies (sorting,
+ * duplicates, null MX, a CNAME before the MX records, hostile host names,
+ * more records than kept, truncated and inconsistent replies, compression
+ * loops), the nexthop parser, and send_resolve on address literals.
+ */
+#include <arpa/nameser.h>
+#include <check.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../../send/send.h"
+#include "conf.h"
+#include "log.h"
+
+struct pkt {
+	unsigned char b[8192];
+	size_t n;
+	size_t ancount_at;
+	unsigned ancount;
+};
+
+static void put8(struct pkt *p, unsigned v)
+{
+	ck_assert_uint_lt(p->n, sizeof(p->b));
+	p->b[p->n++] = (unsigned char)v;
+}
+
+static void put16(struct pkt *p, unsigned v)
+{
+	put8(p, (v >> 8) & 0xff);
+	put8(p, v & 0xff);
+}
+
+/* A name in wire format (no compression); "" is the root. */
+static void put_name(struct pkt *p, const char *name)
+{
+	const char *s = name;
+	while (*s) {
+		const char *dot = strchr(s, '.');
+		size_t len = dot ? (size_t)(dot - s) : strlen(s);
+		put8(p, (unsigned)len);
+		for (size_t i = 0; i < len; i++)
+			put8(p, (unsigned char)s[i]);
+		s += len;
+		if (*s == '.')
+			s++;
+	}
+	put8(p, 0);
+}
+
+/* Header and the question "example.com MX IN"; the question name sits at offset 12. */
+static void start(struct pkt *p)
+{
+	memset(p, 0, sizeof(*p));
+	put16(p, 0x1234);
+	put16(p, 0x8180);
+	put16(p, 1);
+	p->ancount_at = p->n;
+	put16(p, 0);
+	put16(p, 0);
+	put16(p, 0);
+	put_name(p, "example.com");
+	put16(p, ns_t_mx);
+	put16(p, ns_c_in);
+}
+
+static void bump(struct pkt *p)
+{
+	p->ancount++;
+	p->b[p->ancount_at] = (unsigned char)(p->ancount >> 8);
+	p->b[p->ancount_at + 1] = (unsigned char)(p->ancount & 0xff);
+}
+
+static void add_mx(struct pkt *p, unsigned pref, const char *host)
+{
+	put16(p, 0xc00c); /* owner: pointer to the question name */
+	put16(p, ns_t_mx);
+	put16(p, ns_c_in);
+	put16(p, 0);
+	put16(p, 300);
+	size_t rdlen_at = p->n;
+	put16(p, 0);
+	size_t start_rd = p->n;
+	put16(p, pref);
+	put_name(p, host);
+	size_t rdlen = p->n - start_rd;
+	p->b[rdlen_at] = (unsigned char)(rdlen >> 8);
+	p->b[rdlen_at + 1] = (unsigned char)(rdlen & 0xff);
+	bump(p);
+}
+
+START_TEST(test_mx_sorted_dedup)
+{
+	struct pkt p;
+	struct send_mx mx[10];
+	int null_mx = -1;
+	start(&p);
+	add_mx(&p, 20, "mx3.example.com");
+	add_mx(&p, 10, "mx1.example.com");
+	add_mx(&p, 15, "MX2.example.com");
+	add_mx(&p, 30, "mx1.example.com"); /* duplicate host: first one counts */
+	int n = send_dns_parse_mx(p.b, p.n, mx, 10, &null_mx);
+	ck_assert_int_eq(n, 3);
+	ck_assert_int_eq(null_mx, 0);
+	ck_assert_str_eq(mx[0].name, "mx1.example.com");
+	ck_assert_uint_eq(mx[0].pref, 10);
+	ck_assert_str_eq(mx[1].name, "MX2.example.com");
+	ck_assert_str_eq(mx[2].name, "mx3.example.com");
+	ck_assert_uint_eq(mx[2].pref, 20);
+}
+END_TEST
+
+START_TEST(test_null_mx_and_empty)
+{
+	struct pkt p;
+	struct send_mx mx[4];
+	int null_mx = 0;
+	start(&p);
+	add_mx(&p, 0, "");
+	ck_assert_int_eq(send_dns_parse_mx(p.b, p.n, mx, 4, &null_mx), 0);
+	ck_assert_int_eq(null_mx, 1);
+
+	start(&p);
+	ck_assert_int_eq(send_dns_parse_mx(p.b, p.n, mx, 4, &null_mx), 0);
+	ck_assert_int_eq(null_mx, 0);
+}
+END_TEST
+
+START_TEST(test_cname_then_mx)
+{
+	struct pkt p;
+	struct send_mx mx[4];
+	int null_mx;
+	start(&p);
+	/* example.com CNAME other.example */
+	put16(&p, 0xc00c);
+	put16(&p, ns_t_cname);
+	put16(&p, ns_c_in);
+	put16(&p, 0);
+	put16(&p, 300);
+	put16(&p, 15);
+	put_name(&p, "other.example"); /* 1+5+1+7+1 = 15 bytes */
+	bump(&p);
+	add_mx(&p, 5, "mail.other.example");
+	ck_assert_int_eq(send_dns_parse_mx(p.b, p.n, mx, 4, &null_mx), 1);
+	ck_assert_str_eq(mx[0].name, "mail.other.example");
+}
+END_TEST
+
+START_TEST(test_hostile_names_skipped)
+{
+	struct pkt p;
+	struct send_mx mx[4];
+	int null_mx;
+	start(&p);
+	add_mx(&p, 10, "a b;rm -rf.example.com");
+	add_mx(&p, 20, "$(reboot).example.com");
+	add_mx(&p, 30, "good.example.com");
+	ck_assert_int_eq(send_dns_parse_mx(p.b, p.n, mx, 4, &null_mx), 1);
+	ck_assert_str_eq(mx[0].name, "good.example.com");
+}
+END_TEST
+
+START_TEST(test_keeps_lowest_preferences)
+{
+	struct pkt p;
+	struct send_mx *mx = calloc(SEND_MAX_MX, sizeof(*mx));
+	int null_mx;
+	ck_assert_ptr_nonnull(mx);
+	start(&p);
+	for (unsigned i = 0; i < 150; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "m%u.example.com", i);
+		add_mx(&p, 1000 - i, name); /* worst first */
+	}
+	ck_assert_int_eq(send_dns_parse_mx(p.b, p.n, mx, SEND_MAX_MX, &null_mx), SEND_MAX_MX);
+	ck_assert_uint_eq(mx[0].pref, 1000 - 149);
+	ck_assert_str_eq(mx[0].name, "m149.example.com");
+	ck_assert_uint_eq(mx[SEND_MAX_MX - 1].pref, 1000 - 50);
+	for (size_t i = 1; i < SEND_MAX_MX; i++)
+		ck_assert_uint_le(mx[i - 1].pref, mx[i].pref);
+	free(mx);
+}
+END_TEST
+
+START_TEST(test_malformed_replies)
+{
+	struct pkt p;
+	struct send_mx mx[4];
+	int null_mx;
+
+	/* truncated in the middle of the answer */
+	start(&p);
+	add_mx(&p, 10, "mx.example.com");
+	for (size_t cut = 12; cut < p.n; cut++)
+		ck_assert_int_lt(send_dns_parse_mx(p.b, cut, mx, 4, &null_mx), 1);
+	ck_assert_int_eq(send_dns_parse_mx(p.b, p.n - 1, mx, 4, &null_mx), -1);
+
+	/* rdlength longer than the name inside */
+	start(&p);
+	add_mx(&p, 10, "mx.example.com");
+	size_t rdlen_at = p.n - (2 + 16) - 2;
+	p.b[rdlen_at + 1] = (unsigned char)(p.b[rdlen_at + 1] + 2);
+	put16(&p, 0);
+	ck_assert_int_eq(send_dns_parse_mx(p.b, p.n, mx, 4, &null_mx), -1);
+
+	/* rdlength too short for a preference and a name */
+	start(&p);
+	put16(&p, 0xc00c);
+	put16(&p, ns_t_mx);
+	put16(&p, ns_c_in);
+	put16(&p, 0);
+	put16(&p, 300);
+	put16(&p, 2);
+	put16(&p, 10);
+	bump(&p);
+	ck_assert_int_eq(send_dns_parse_mx(p.b, p.n, mx, 4, &null_mx), -1);
+
+	/* a compression pointer that points at itself */
+	start(&p);
+	put16(&p, 0xc00c);
+	put16(&p, ns_t_mx);
+	put16(&p, ns_c_in);
+	put16(&p, 0);
+	put16(&p, 300);
+	put16(&p, 4);
+	put16(&p, 10);
+	size_t self = p.n;
+	put16(&p, 0xc000 | (unsigned)self);
+	bump(&p);
+	ck_assert_int_eq(send_dns_parse_mx(p.b, p.n, mx, 4, &null_mx), -1);
+
+	/* garbage */
+	unsigned char junk[5] = { 1, 2, 3, 4, 5 };
+	ck_assert_int_eq(send_dns_parse_mx(junk, sizeof(junk), mx, 4, &null_mx), -1);
+	ck_assert_int_eq(send_dns_parse_mx(junk, 0, mx, 4, &null_mx), -1);
+}
+END_TEST
+
+START_TEST(test_nexthop_parse)
+{
+	struct send_nexthop nh;
+	ck_assert_int_eq(send_nexthop_parse("[127.0.0.1]:2525", &nh), 0);
+	ck_assert_str_eq(nh.host, "127.0.0.1");
+	ck_assert_str_eq(nh.port, "2525");
+	ck_assert_int_eq(nh.literal, 1);
+
+	ck_assert_int_eq(send_nexthop_parse("[ipv6:::1]", &nh), 0);
+	ck_assert_str_eq(nh.host, "::1");
+	ck_assert_str_eq(nh.port, "25");
+	ck_assert_int_eq(nh.literal, 1);
+
+	ck_assert_int_eq(send_nexthop_parse("[2001:db8::1]:26", &nh), 0);
+	ck_assert_str_eq(nh.host, "2001:db8::1");
+	ck_assert_str_eq(nh.port, "26");
+
+	ck_assert_int_eq(send_nexthop_parse("[smtp.example.org]", &nh), 0);
+	ck_assert_str_eq(nh.host, "smtp.example.org");
+	ck_assert_int_eq(nh.literal, 1);
+
+	ck_assert_int_eq(send_nexthop_parse("example.com", &nh), 0);
+	ck_assert_str_eq(nh.host, "example.com");
+	ck_assert_str_eq(nh.port, "25");
+	ck_assert_int_eq(nh.literal, 0);
+
+	ck_assert_int_eq(send_nexthop_parse("example.com:587", &nh), 0);
+	ck_assert_str_eq(nh.port, "587");
+	ck_assert_int_eq(nh.literal, 0);
+
+	static const char *const bad[] = { "",        "[",           "[]",        "[x]junk",   "host:0",
+					   "host:65536", "host:abc", "a:b:c",      "ho st",     "host;rm",
+					   ":25",     "[1.2.3.4]:", "host:",     "-host",     "host:000025" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(send_nexthop_parse(bad[i], &nh) == -1, "\"%s\" accepted", bad[i]);
+}
+END_TEST
+
+START_TEST(test_resolve_literal)
+{
+	struct send_nexthop nh;
+	struct send_targets *t = malloc(sizeof(*t));
+	struct send_error err;
+	ck_assert_ptr_nonnull(t);
+	ck_assert_int_eq(send_nexthop_parse("[127.0.0.1]:2525", &nh), 0);
+	ck_assert_int_eq(send_resolve(&nh, t, &err), 0);
+	ck_assert_uint_eq(t->n, 1);
+	ck_assert_int_eq(t->t[0].sa.ss_family, AF_INET);
+	ck_assert_uint_eq(ntohs(((struct sockaddr_in *)&t->t[0].sa)->sin_port), 2525);
+	ck_assert_str_eq(t->t[0].name, "127.0.0.1");
+
+	ck_assert_int_eq(send_nexthop_parse("[::1]:25", &nh), 0);
+	ck_assert_int_eq(send_resolve(&nh, t, &err), 0);
+	ck_assert_uint_eq(t->n, 1);
+	ck_assert_int_eq(t->t[0].sa.ss_family, AF_INET6);
+	free(t);
+}
+END_TEST
+
+static Suite *dns_suite(void)
+{
+	Suite *s = suite_create("send_dns");
+	TCase *tc = tcase_create("dns");
+	tcase_add_test(tc, test_mx_sorted_dedup);
+	tcase_add_test(tc, test_null_mx_and_empty);
+	tcase_add_test(tc, test_cname_then_mx);
+	tcase_add_test(tc, test_hostile_names_skipped);
+	tcase_add_test(tc, test_keeps_lowest_preferences);
+	tcase_add_test(tc, test_malformed_replies);
+	tcase_add_test(tc, test_nexthop_parse);
+	tcase_add_test(tc, test_resolve_literal);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	log_open("test_send_dns", LOG_TO_STDERR);
+	conf_defaults();
+	SRunner *sr = srunner_create(dns_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}

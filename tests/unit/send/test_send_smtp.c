@@ -1,0 +1,838 @@
+/*
+ * Unit tests for send/: the SMTP client against a scripted fake server.
+ *
+ * The fake server is a forked child listening on 127.0.0.1 (port 0).  It
+ * follows a script of steps: read N lines (or a DATA body up to
+ * "\r\n.\r\n"), then write a canned reply; or close.  Every byte it
+ * receives is recorded in a file, which the test compares with the exact
+ * bytes tern must send (CRLF only, dot-stuffing, pipelining order).  The
+ * child is bounded by alarm() and always killed and reaped.
+ *
+ * Cases: pipelined 250/450/550 mix with dot-stuffing and CR handling;
+ * no pipelining with a multi-line banner and BODY=8BITMIME; EHLO 5xx → HELO;
+ * 5xx to MAIL; a dropped connection before and after "."; malformed
+ * replies (bad code, mixed codes, 999, overlong line, NUL, "250-" then EOF);
+ * a 421 greeting; connection refused; a banner that never comes (timeout);
+ * SMTPUTF8 to a peer without it; and the content converter on its own.
+ */
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "../../../send/send.h"
+#include "conf.h"
+#include "log.h"
+#include "proto_deliver.h"
+
+#define PREFIX "ENVELOPE\n"
+
+enum step_kind { LINES, BODY, CLOSE, END };
+
+struct step {
+	enum step_kind kind;
+	int n;             /* LINES: lines to read first */
+	const char *reply; /* written after reading (may be NULL) */
+	size_t reply_len;  /* 0: strlen(reply) */
+};
+
+struct fake {
+	pid_t pid;
+	int port;
+	char record[320];
+};
+
+static char workdir[64];
+
+static void set_conf(const char *kv)
+{
+	char err[512];
+	ck_assert_msg(conf_override(kv, err, sizeof(err)) == 0, "%s", err);
+}
+
+static void setup(void)
+{
+	log_open("test_send", LOG_TO_STDERR);
+	conf_defaults();
+	set_conf("myhostname=client.test");
+	cf.smtp_connect_timeout = 5;
+	cf.smtp_reply_timeout = 5;
+	snprintf(workdir, sizeof(workdir), "/tmp/tern-send.XXXXXX");
+	ck_assert_ptr_nonnull(mkdtemp(workdir));
+}
+
+static void teardown(void)
+{
+	char cmd[300];
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", workdir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", workdir);
+}
+
+/* --- the fake server (runs in the child) --- */
+
+static int rec_fd = -1;
+static char inbuf[65536], recbuf[65536];
+static size_t inpos, inlen, reclen;
+
+static void rec_flush(void)
+{
+	if (reclen > 0 && write(rec_fd, recbuf, reclen) != (ssize_t)reclen)
+		_exit(3);
+	reclen = 0;
+}
+
+/* One byte from the client (buffered: replies never depend on bytes the
+ * client has not sent yet, so reading ahead is harmless), recorded. */
+static int getbyte(int fd, char *c)
+{
+	if (inpos == inlen) {
+		ssize_t r = read(fd, inbuf, sizeof(inbuf));
+		if (r <= 0)
+			return 0;
+		inpos = 0;
+		inlen = (size_t)r;
+	}
+	*c = inbuf[inpos++];
+	if (reclen == sizeof(recbuf))
+		rec_flush();
+	recbuf[reclen++] = *c;
+	return 1;
+}
+
+static int read_lines(int fd, int n)
+{
+	char c;
+	while (n > 0) {
+		if (!getbyte(fd, &c))
+			return -1;
+		if (c == '\n')
+			n--;
+	}
+	return 0;
+}
+
+static int read_body(int fd)
+{
+	/* the body starts right after "DATA\r\n": a lone ".\r\n" ends it too */
+	char last[5] = { 0, 0, 0, '\r', '\n' };
+	char c;
+	for (;;) {
+		if (!getbyte(fd, &c))
+			return -1;
+		memmove(last, last + 1, 4);
+		last[4] = c;
+		if (memcmp(last, "\r\n.\r\n", 5) == 0)
+			return 0;
+	}
+}
+
+static void serve(int lfd, const struct step *steps)
+{
+	const struct step *s;
+	alarm(20);
+	int fd = accept(lfd, NULL, NULL);
+	if (fd < 0)
+		_exit(2);
+	for (s = steps; s->kind != END && s->kind != CLOSE; s++) {
+		if (s->kind == LINES && read_lines(fd, s->n) < 0)
+			break;
+		if (s->kind == BODY && read_body(fd) < 0)
+			break;
+		if (s->reply) {
+			size_t n = s->reply_len ? s->reply_len : strlen(s->reply);
+			if (write(fd, s->reply, n) != (ssize_t)n)
+				break;
+		}
+	}
+	if (s->kind == END) { /* record whatever else comes, until EOF */
+		char c;
+		while (getbyte(fd, &c))
+			;
+	}
+	rec_flush();
+	close(fd);
+	_exit(0);
+}
+
+static void fake_start(struct fake *f, const struct step *steps)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	ck_assert_int_ge(lfd, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	f->port = ntohs(sin.sin_port);
+	snprintf(f->record, sizeof(f->record), "%s/record.%d", workdir, f->port);
+	rec_fd = open(f->record, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(rec_fd, 0);
+	f->pid = fork();
+	ck_assert_int_ge(f->pid, 0);
+	if (f->pid == 0)
+		serve(lfd, steps);
+	close(lfd);
+	close(rec_fd);
+}
+
+/* Reap the child (killing it after 10 s) and return what it received. */
+static char *fake_finish(struct fake *f, size_t *len)
+{
+	int st;
+	pid_t w = 0;
+	for (int i = 0; i < 1000 && w == 0; i++) {
+		w = waitpid(f->pid, &st, WNOHANG);
+		if (w == 0)
+			usleep(10000);
+	}
+	if (w == 0) {
+		kill(f->pid, SIGKILL);
+		waitpid(f->pid, &st, 0);
+	}
+	int fd = open(f->record, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	struct stat sb;
+	ck_assert_int_eq(fstat(fd, &sb), 0);
+	char *p = malloc((size_t)sb.st_size + 1);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(read(fd, p, (size_t)sb.st_size), sb.st_size);
+	p[sb.st_size] = '\0';
+	close(fd);
+	*len = (size_t)sb.st_size;
+	return p;
+}
+
+/* --- the client side --- */
+
+static int message_fd(const char *content, size_t len)
+{
+	char path[128];
+	snprintf(path, sizeof(path), "%s/qf.XXXXXX", workdir);
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(write(fd, PREFIX, strlen(PREFIX)), (ssize_t)strlen(PREFIX));
+	ck_assert_int_eq(write(fd, content, len), (ssize_t)len);
+	return fd;
+}
+
+static void request(struct deliver_request *r, int port, size_t len)
+{
+	deliver_request_init(r);
+	strcpy(r->queue_id, "SENDQ");
+	strcpy(r->sender, "s@x.org");
+	snprintf(r->nexthop, sizeof(r->nexthop), "[127.0.0.1]:%d", port);
+	r->offset = strlen(PREFIX);
+	r->length = len;
+	r->arrival = (long long)time(NULL);
+}
+
+/* Run one delivery of content to rcpts against the script; returns the
+ * bytes the server received. */
+static char *deliver(const struct step *steps, struct deliver_request *r, const char *content, unsigned flags,
+		     const char *const *rcpts, size_t nrcpt, size_t *len)
+{
+	struct fake f;
+	fake_start(&f, steps);
+	int fd = message_fd(content, strlen(content));
+	request(r, f.port, strlen(content));
+	r->flags = flags;
+	for (size_t i = 0; i < nrcpt; i++)
+		deliver_request_add(r, (unsigned)i, 0, rcpts[i]);
+	send_deliver_request(r, fd);
+	close(fd);
+	return fake_finish(&f, len);
+}
+
+static void assert_result(const struct deliver_rcpt *rc, enum deliver_status st, const char *dsn, const char *text)
+{
+	ck_assert_msg(rc->status == st, "%s: status %d, want %d (%s)", rc->address, rc->status, st, rc->text);
+	ck_assert_str_eq(rc->dsn, dsn);
+	if (text)
+		ck_assert_msg(strstr(rc->text, text) != NULL, "%s: \"%s\" lacks \"%s\"", rc->address, rc->text, text);
+}
+
+static const char *const three[] = { "a@y.test", "b@y.test", "c@y.test" };
+
+START_TEST(test_pipelined_mix)
+{
+	static const struct step steps[] = {
+		{ LINES, 0, "220 fake ESMTP\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250-PIPELINING\r\n250 8BITMIME\r\n", 0 },
+		{ LINES, 5, "250 2.1.0 ok\r\n250 2.1.5 ok\r\n450 4.2.0 <b@y.test>: busy\r\n"
+			    "550 5.1.1 <c@y.test>: no such user\r\n354 go\r\n", 0 },
+		{ BODY, 0, "250 2.0.0 Ok: queued as ABC\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	const char *content = "Subject: t\n\n.leading dot\n..two\nline\r\nbare\rcr\n.\nend";
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(steps, &r, content, 0, three, 3, &len);
+	const char *want = "EHLO client.test\r\n"
+			   "MAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\nRCPT TO:<b@y.test>\r\nRCPT TO:<c@y.test>\r\nDATA\r\n"
+			   "Subject: t\r\n\r\n..leading dot\r\n...two\r\nline\r\nbare\r\ncr\r\n..\r\nend\r\n.\r\n"
+			   "QUIT\r\n";
+	ck_assert_str_eq(got, want);
+	ck_assert_uint_eq(len, strlen(want));
+	assert_result(&r.rcpt[0], DELIVER_OK, "2.0.0", "250 2.0.0 Ok: queued as ABC");
+	assert_result(&r.rcpt[1], DELIVER_TEMP, "4.2.0", "127.0.0.1[127.0.0.1] said: 450 4.2.0 <b@y.test>: busy (in reply to RCPT TO command)");
+	assert_result(&r.rcpt[2], DELIVER_PERM, "5.1.1", "said: 550 5.1.1 <c@y.test>: no such user");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+START_TEST(test_no_pipelining_multiline_banner)
+{
+	static const struct step steps[] = {
+		{ LINES, 0, "220-fake.example ESMTP\r\n220-more text\r\n220 last\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250-8BITMIME\r\n250 SIZE 1000000\r\n", 0 },
+		{ LINES, 1, "250 ok\r\n", 0 },
+		{ LINES, 1, "550 5.7.1 relaying denied\r\n", 0 },
+		{ LINES, 1, "250 ok\r\n", 0 },
+		{ LINES, 1, "354 go ahead\r\n", 0 },
+		{ BODY, 0, "250 queued\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	static const char *const two[] = { "x@y.test", "z@y.test" };
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(steps, &r, "Subject: 8bit \xc3\xa9\n\nhello\n", DELIVER_F_8BITMIME, two, 2, &len);
+	const char *want = "EHLO client.test\r\nMAIL FROM:<s@x.org> BODY=8BITMIME\r\nRCPT TO:<x@y.test>\r\n"
+			   "RCPT TO:<z@y.test>\r\nDATA\r\nSubject: 8bit \xc3\xa9\r\n\r\nhello\r\n.\r\nQUIT\r\n";
+	ck_assert_str_eq(got, want);
+	assert_result(&r.rcpt[0], DELIVER_PERM, "5.7.1", "relaying denied (in reply to RCPT TO command)");
+	assert_result(&r.rcpt[1], DELIVER_OK, "2.0.0", "250 queued");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+START_TEST(test_all_rcpts_rejected_pipelined)
+{
+	static const struct step steps[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 PIPELINING\r\n", 0 },
+		{ LINES, 3, "250 ok\r\n550 no\r\n554 no valid recipients\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	static const char *const one[] = { "a@y.test" };
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(steps, &r, "x\n", 0, one, 1, &len);
+	ck_assert_str_eq(got, "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\nDATA\r\nQUIT\r\n");
+	assert_result(&r.rcpt[0], DELIVER_PERM, "5.0.0", "said: 550 no");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+START_TEST(test_helo_fallback_and_mail_5xx)
+{
+	static const struct step steps[] = {
+		{ LINES, 0, "220 old server\r\n", 0 },
+		{ LINES, 1, "502 5.5.1 what is EHLO\r\n", 0 },
+		{ LINES, 1, "250 hello\r\n", 0 },
+		{ LINES, 1, "553 5.1.8 sender rejected\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(steps, &r, "x\n", 0, three, 2, &len);
+	ck_assert_str_eq(got, "EHLO client.test\r\nHELO client.test\r\nMAIL FROM:<s@x.org>\r\nQUIT\r\n");
+	assert_result(&r.rcpt[0], DELIVER_PERM, "5.1.8", "sender rejected (in reply to MAIL FROM command)");
+	assert_result(&r.rcpt[1], DELIVER_PERM, "5.1.8", NULL);
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+START_TEST(test_dropped_before_data)
+{
+	static const struct step steps[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250 fake\r\n", 0 },
+		{ LINES, 1, "250 ok\r\n", 0 },
+		{ LINES, 1, "250 ok\r\n", 0 },
+		{ LINES, 1, NULL, 0 },
+		{ CLOSE, 0, NULL, 0 },
+		{ END, 0, NULL, 0 },
+	};
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(steps, &r, "x\n", 0, three, 3, &len);
+	ck_assert_str_eq(got, "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\nRCPT TO:<b@y.test>\r\n");
+	for (size_t i = 0; i < 3; i++)
+		assert_result(&r.rcpt[i], DELIVER_TEMP, "4.4.2", "lost connection with 127.0.0.1[127.0.0.1] while sending RCPT TO");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+START_TEST(test_dropped_after_dot)
+{
+	static const struct step steps[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 PIPELINING\r\n", 0 },
+		{ LINES, 3, "250 ok\r\n250 ok\r\n354 go\r\n", 0 },
+		{ BODY, 0, NULL, 0 },
+		{ CLOSE, 0, NULL, 0 },
+		{ END, 0, NULL, 0 },
+	};
+	static const char *const one[] = { "a@y.test" };
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(steps, &r, "hello\n", 0, one, 1, &len);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.4.2", "may be sent more than once");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+/* Each malformed EHLO reply defers every recipient with 4.5.0 and never crashes. */
+START_TEST(test_malformed_replies)
+{
+	static const char *const bad[] = {
+		"2x0 what\r\n",
+		"250-first\r\n251 mixed\r\n",
+		"999 nonsense\r\n",
+		"25\r\n",
+		"250_missing separator\r\n",
+		"199 too low\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct step steps[] = {
+			{ LINES, 0, "220 fake\r\n", 0 },
+			{ LINES, 1, bad[i], 0 },
+			{ CLOSE, 0, NULL, 0 },
+			{ END, 0, NULL, 0 },
+		};
+		struct deliver_request r;
+		size_t len;
+		char *got = deliver(steps, &r, "x\n", 0, three, 2, &len);
+		assert_result(&r.rcpt[0], DELIVER_TEMP, "4.5.0", "malformed reply");
+		assert_result(&r.rcpt[1], DELIVER_TEMP, "4.5.0", NULL);
+		free(got);
+		deliver_request_free(&r);
+	}
+}
+END_TEST
+
+START_TEST(test_malformed_long_nul_eof)
+{
+	/* a 100 KB line */
+	size_t big = 100000;
+	char *longline = malloc(big + 3);
+	ck_assert_ptr_nonnull(longline);
+	memcpy(longline, "250 ", 4);
+	memset(longline + 4, 'a', big - 4);
+	memcpy(longline + big, "\r\n", 3);
+	struct step s1[] = { { LINES, 0, "220 fake\r\n", 0 }, { LINES, 1, longline, 0 }, { CLOSE, 0, NULL, 0 }, { END, 0, NULL, 0 } };
+	struct step s2[] = { { LINES, 0, "220 fake\r\n", 0 }, { LINES, 1, "250 a\0b\r\n", 9 }, { CLOSE, 0, NULL, 0 }, { END, 0, NULL, 0 } };
+	struct step s3[] = { { LINES, 0, "220 fake\r\n", 0 }, { LINES, 1, "250-more to come\r\n", 0 }, { CLOSE, 0, NULL, 0 }, { END, 0, NULL, 0 } };
+	struct step s4[] = { { LINES, 0, "220-fake\r\n", 0 }, { CLOSE, 0, NULL, 0 }, { END, 0, NULL, 0 } };
+	struct {
+		struct step *steps;
+		const char *dsn, *text;
+	} cases[] = {
+		{ s1, "4.5.0", "malformed reply while performing the EHLO handshake" },
+		{ s2, "4.5.0", "malformed" },
+		{ s3, "4.4.2", "lost connection" },
+		{ s4, "4.4.2", "while receiving the initial server greeting" },
+	};
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct deliver_request r;
+		size_t len;
+		char *got = deliver(cases[i].steps, &r, "x\n", 0, three, 1, &len);
+		assert_result(&r.rcpt[0], DELIVER_TEMP, cases[i].dsn, cases[i].text);
+		free(got);
+		deliver_request_free(&r);
+	}
+	/* a reply of more than 100 lines */
+	struct buf many;
+	buf_init(&many, 1 << 20);
+	for (int i = 0; i < 150; i++)
+		ck_assert_int_eq(buf_puts(&many, "250-line\r\n"), 0);
+	ck_assert_int_eq(buf_puts(&many, "250 end\r\n"), 0);
+	struct step s5[] = { { LINES, 0, "220 fake\r\n", 0 }, { LINES, 1, many.data, 0 }, { CLOSE, 0, NULL, 0 }, { END, 0, NULL, 0 } };
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(s5, &r, "x\n", 0, three, 1, &len);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.5.0", "malformed");
+	free(got);
+	deliver_request_free(&r);
+	buf_free(&many);
+	free(longline);
+}
+END_TEST
+
+START_TEST(test_greeting_421_and_smtputf8)
+{
+	static const struct step s421[] = {
+		{ LINES, 0, "421 4.3.2 too busy\r\n", 0 },
+		{ CLOSE, 0, NULL, 0 },
+		{ END, 0, NULL, 0 },
+	};
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(s421, &r, "x\n", 0, three, 1, &len);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.3.2", "said: 421 4.3.2 too busy (in reply to initial greeting)");
+	ck_assert_str_eq(got, "");
+	free(got);
+	deliver_request_free(&r);
+
+	static const struct step s554[] = {
+		{ LINES, 0, "554 5.7.1 go away\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	got = deliver(s554, &r, "x\n", 0, three, 1, &len);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.7.1", "go away"); /* a 5xx greeting defers */
+	ck_assert_str_eq(got, "QUIT\r\n");
+	free(got);
+	deliver_request_free(&r);
+
+	static const struct step sutf[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 8BITMIME\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	got = deliver(sutf, &r, "x\n", DELIVER_F_SMTPUTF8, three, 1, &len);
+	assert_result(&r.rcpt[0], DELIVER_PERM, "5.6.7", "SMTPUTF8");
+	ck_assert_str_eq(got, "EHLO client.test\r\nQUIT\r\n");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+START_TEST(test_data_rejected)
+{
+	static const struct step steps[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 PIPELINING\r\n", 0 },
+		{ LINES, 4, "250 ok\r\n250 ok\r\n250 ok\r\n554 5.6.0 no data for you\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(steps, &r, "x\n", 0, three, 2, &len);
+	assert_result(&r.rcpt[0], DELIVER_PERM, "5.6.0", "(in reply to DATA command)");
+	assert_result(&r.rcpt[1], DELIVER_PERM, "5.6.0", NULL);
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+START_TEST(test_connection_refused)
+{
+	/* a port that was just free: bind, read the number, close */
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof(sin);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sin, &slen), 0);
+	close(s);
+	int fd = message_fd("x\n", 2);
+	struct deliver_request r;
+	request(&r, ntohs(sin.sin_port), 2);
+	deliver_request_add(&r, 0, 0, "a@y.test");
+	send_deliver_request(&r, fd);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.4.1", "connect to 127.0.0.1[127.0.0.1]");
+	deliver_request_free(&r);
+	close(fd);
+}
+END_TEST
+
+START_TEST(test_banner_timeout)
+{
+	static const struct step steps[] = {
+		{ LINES, 1, NULL, 0 }, /* waits for a line that never comes */
+		{ END, 0, NULL, 0 },
+	};
+	cf.smtp_reply_timeout = 1;
+	struct deliver_request r;
+	size_t len;
+	time_t t0 = time(NULL);
+	char *got = deliver(steps, &r, "x\n", 0, three, 1, &len);
+	ck_assert_int_le(time(NULL) - t0, 5);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.4.2", "timed out while receiving the initial server greeting");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+START_TEST(test_bad_nexthop_and_short_file)
+{
+	int fd = message_fd("x\n", 2);
+	struct deliver_request r;
+	request(&r, 25, 2);
+	strcpy(r.nexthop, "[127.0.0.1]:99999");
+	deliver_request_add(&r, 0, 0, "a@y.test");
+	send_deliver_request(&r, fd);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.3.5", "nexthop");
+	deliver_request_free(&r);
+
+	request(&r, 25, 200);
+	deliver_request_add(&r, 0, 0, "a@y.test");
+	send_deliver_request(&r, fd);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.3.0", "queue file");
+	deliver_request_free(&r);
+	close(fd);
+}
+END_TEST
+
+/* The converter alone, including a CR at a chunk boundary. */
+START_TEST(test_data_convert)
+{
+	char out[64];
+	int st = 0;
+	size_t n = smtp_data_convert(".a\r", 3, out, &st);
+	n += smtp_data_convert("\n.b\r", 4, out + n, &st);
+	n += smtp_data_convert("c", 1, out + n, &st);
+	n += smtp_data_finish(out + n, st);
+	out[n] = '\0';
+	ck_assert_str_eq(out, "..a\r\n..b\r\nc\r\n.\r\n");
+
+	st = 0;
+	n = smtp_data_convert("", 0, out, &st);
+	n += smtp_data_finish(out + n, st);
+	out[n] = '\0';
+	ck_assert_str_eq(out, ".\r\n");
+
+	st = 0;
+	n = smtp_data_convert("a\r", 2, out, &st);
+	n += smtp_data_finish(out + n, st);
+	out[n] = '\0';
+	ck_assert_str_eq(out, "a\r\n.\r\n");
+
+	st = 0;
+	n = smtp_data_convert("\r\r\n\n", 4, out, &st);
+	n += smtp_data_finish(out + n, st);
+	out[n] = '\0';
+	ck_assert_str_eq(out, "\r\n\r\n\r\n.\r\n");
+}
+END_TEST
+
+START_TEST(test_large_body)
+{
+	/* 300 KB of ".x" lines: crosses chunk and buffer boundaries */
+	static const struct step steps[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 PIPELINING\r\n", 0 },
+		{ LINES, 3, "250 ok\r\n250 ok\r\n354 go\r\n", 0 },
+		{ BODY, 0, "250 ok\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	size_t lines = 100000;
+	char *content = malloc(lines * 3 + 1);
+	ck_assert_ptr_nonnull(content);
+	for (size_t i = 0; i < lines; i++)
+		memcpy(content + 3 * i, ".x\n", 3);
+	content[lines * 3] = '\0';
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(steps, &r, content, 0, three, 1, &len);
+	assert_result(&r.rcpt[0], DELIVER_OK, "2.0.0", NULL);
+	const char *head = "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\nDATA\r\n";
+	size_t hl = strlen(head);
+	ck_assert_uint_eq(len, hl + lines * 5 + 3 + 6);
+	ck_assert(memcmp(got, head, hl) == 0);
+	for (size_t i = 0; i < lines; i++)
+		ck_assert(memcmp(got + hl + 5 * i, "..x\r\n", 5) == 0);
+	ck_assert(memcmp(got + hl + 5 * lines, ".\r\nQUIT\r\n", 9) == 0);
+	free(got);
+	free(content);
+	deliver_request_free(&r);
+}
+END_TEST
+
+/* A target for 127.0.0.1:port. */
+static void add_target(struct send_targets *t, int port)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&t->t[t->n].sa;
+	memset(&t->t[t->n], 0, sizeof(t->t[t->n]));
+	sin->sin_family = AF_INET;
+	sin->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	sin->sin_port = htons((unsigned short)port);
+	t->t[t->n].salen = sizeof(*sin);
+	snprintf(t->t[t->n].name, sizeof(t->t[t->n].name), "mx%zu.test", t->n + 1);
+	t->n++;
+}
+
+static int refused_port(void)
+{
+	struct sockaddr_in sin;
+	socklen_t slen = sizeof(sin);
+	int s = socket(AF_INET, SOCK_STREAM, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(s, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(s, (struct sockaddr *)&sin, &slen), 0);
+	close(s);
+	return ntohs(sin.sin_port);
+}
+
+/* Refused, then a 421 greeting, then a server that takes the message. */
+START_TEST(test_next_address_after_failures)
+{
+	static const struct step busy[] = {
+		{ LINES, 0, "421 4.3.2 busy\r\n", 0 },
+		{ CLOSE, 0, NULL, 0 },
+		{ END, 0, NULL, 0 },
+	};
+	static const struct step good[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 PIPELINING\r\n", 0 },
+		{ LINES, 4, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", 0 },
+		{ BODY, 0, "250 2.0.0 taken\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	struct fake f1, f2;
+	struct send_targets *t = calloc(1, sizeof(*t));
+	ck_assert_ptr_nonnull(t);
+	fake_start(&f1, busy);
+	fake_start(&f2, good);
+	add_target(t, refused_port());
+	add_target(t, f1.port);
+	add_target(t, f2.port);
+	int fd = message_fd("x\n", 2);
+	struct deliver_request r;
+	request(&r, 0, 2);
+	deliver_request_add(&r, 0, 0, "a@y.test");
+	deliver_request_add(&r, 1, 0, "b@y.test");
+	send_deliver_to(&r, fd, t);
+	size_t l1, l2;
+	char *g1 = fake_finish(&f1, &l1);
+	char *g2 = fake_finish(&f2, &l2);
+	ck_assert_str_eq(g1, "");
+	ck_assert_str_eq(g2, "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\nRCPT TO:<b@y.test>\r\n"
+			     "DATA\r\nx\r\n.\r\nQUIT\r\n");
+	assert_result(&r.rcpt[0], DELIVER_OK, "2.0.0", "250 2.0.0 taken");
+	assert_result(&r.rcpt[1], DELIVER_OK, "2.0.0", NULL);
+	free(g1);
+	free(g2);
+	free(t);
+	close(fd);
+	deliver_request_free(&r);
+}
+END_TEST
+
+/* A 4xx to one RCPT is final; the accepted one is retried at the next
+ * address when the first drops the connection during the content. */
+START_TEST(test_retry_only_unanswered)
+{
+	static const struct step drop[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 PIPELINING\r\n", 0 },
+		{ LINES, 4, "250 ok\r\n451 4.3.0 try later\r\n250 ok\r\n354 go\r\n", 0 },
+		{ CLOSE, 0, NULL, 0 }, /* hang up instead of reading the content */
+		{ END, 0, NULL, 0 },
+	};
+	static const struct step good[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250 fake\r\n", 0 },
+		{ LINES, 1, "250 ok\r\n", 0 },
+		{ LINES, 1, "250 ok\r\n", 0 },
+		{ LINES, 1, "354 go\r\n", 0 },
+		{ BODY, 0, "250 done\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	/* more content than one flush: the client is still writing when the
+	 * peer's reset arrives, so the "." is never sent */
+	size_t big = 1u << 20;
+	char *content = malloc(big + 1);
+	ck_assert_ptr_nonnull(content);
+	for (size_t i = 0; i < big; i++)
+		content[i] = (i % 64 == 63) ? '\n' : 'z';
+	content[big] = '\0';
+	struct fake f1, f2;
+	struct send_targets *t = calloc(1, sizeof(*t));
+	ck_assert_ptr_nonnull(t);
+	fake_start(&f1, drop);
+	fake_start(&f2, good);
+	add_target(t, f1.port);
+	add_target(t, f2.port);
+	int fd = message_fd(content, big);
+	struct deliver_request r;
+	request(&r, 0, big);
+	deliver_request_add(&r, 0, 0, "a@y.test");
+	deliver_request_add(&r, 1, 0, "b@y.test");
+	send_deliver_to(&r, fd, t);
+	size_t l1, l2;
+	char *g1 = fake_finish(&f1, &l1);
+	char *g2 = fake_finish(&f2, &l2);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.3.0", "mx1.test[127.0.0.1] said: 451 4.3.0 try later");
+	assert_result(&r.rcpt[1], DELIVER_OK, "2.0.0", "250 done");
+	const char *head2 = "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n";
+	ck_assert(strncmp(g2, head2, strlen(head2)) == 0);
+	ck_assert_uint_eq(l2, strlen(head2) + big / 64 * 65 + 3 + 6);
+	free(g1);
+	free(g2);
+	free(t);
+	free(content);
+	close(fd);
+	deliver_request_free(&r);
+}
+END_TEST
+
+static Suite *send_suite(void)
+{
+	Suite *s = suite_create("send_smtp");
+	TCase *tc = tcase_create("smtp");
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_pipelined_mix);
+	tcase_add_test(tc, test_no_pipelining_multiline_banner);
+	tcase_add_test(tc, test_all_rcpts_rejected_pipelined);
+	tcase_add_test(tc, test_helo_fallback_and_mail_5xx);
+	tcase_add_test(tc, test_dropped_before_data);
+	tcase_add_test(tc, test_dropped_after_dot);
+	tcase_add_test(tc, test_malformed_replies);
+	tcase_add_test(tc, test_malformed_long_nul_eof);
+	tcase_add_test(tc, test_greeting_421_and_smtputf8);
+	tcase_add_test(tc, test_data_rejected);
+	tcase_add_test(tc, test_connection_refused);
+	tcase_add_test(tc, test_banner_timeout);
+	tcase_add_test(tc, test_bad_nexthop_and_short_file);
+	tcase_add_test(tc, test_data_convert);
+	tcase_add_test(tc, test_large_body);
+	tcase_add_test(tc, test_next_address_after_failures);
+	tcase_add_test(tc, test_retry_only_unanswered);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(void)
+{
+	SRunner *sr = srunner_create(send_suite());
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
