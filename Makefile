@@ -107,7 +107,7 @@ asan: deps
 # Development server: state under ./run/, SMTP on 127.0.0.1:2525, Ctrl-C stops it.
 run: deps
 	@$(MAKE) --no-print-directory all
-	$(B)/sbin/tern-master -D $(CURDIR)/run -o daemon_directory=$(CURDIR)/$(B)/libexec/tern
+	$(B)/sbin/tern-master -D $(CURDIR)/run
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)

@@ -10,7 +10,7 @@
  *
  * Public: deliver_request_init/free/add, deliver_encode_request/response,
  * deliver_decode_request/response, deliver_set_result,
- * deliver_read_request, deliver_write_response.  Decoders report a short
+ * deliver_read_request, deliver_write_response, deliver_serve.  Decoders report a short
  * reason in err; the socket helpers log theirs.
  */
 #include "proto_deliver.h"
@@ -574,4 +574,26 @@ int deliver_write_response(int sock, const struct deliver_request *r)
 		log_warning("writing delivery response: %s", strerror(errno));
 	buf_free(&out);
 	return rc;
+}
+
+void deliver_serve(int sock, int timeout_ms, deliver_fn deliver)
+{
+	struct deliver_request r;
+	int msgfd = -1;
+
+	deliver_request_init(&r);
+	if (deliver_read_request(sock, timeout_ms, &r, &msgfd) < 0) {
+		deliver_request_free(&r);
+		return;
+	}
+	if (msgfd < 0) {
+		log_warning("delivery request %s without a message descriptor", r.queue_id);
+		deliver_request_free(&r);
+		return;
+	}
+	deliver(&r, msgfd);
+	close(msgfd);
+	if (deliver_write_response(sock, &r) < 0)
+		log_warning("%s: cannot send the delivery results: %s", r.queue_id, strerror(errno));
+	deliver_request_free(&r);
 }

@@ -125,4 +125,11 @@ int deliver_read_request(int sock, int timeout_ms, struct deliver_request *r, in
 /* Agent side: send the response. 0 or -1. */
 int deliver_write_response(int sock, const struct deliver_request *r);
 
+/* Agent side, the whole exchange: read one request (timeout_ms), call
+ * deliver(request, message fd) which sets every recipient's result, close
+ * the fd and send the response.  A bad request is logged and answered with
+ * nothing (the queue manager then defers its recipients). */
+typedef void (*deliver_fn)(struct deliver_request *r, int msgfd);
+void deliver_serve(int sock, int timeout_ms, deliver_fn deliver);
+
 #endif

@@ -92,24 +92,7 @@ void local_deliver_request(struct deliver_request *r, int msgfd)
 
 void local_serve(int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
-	struct deliver_request r;
-	int msgfd = -1;
-
 	(void)peer;
 	(void)peerlen;
-	deliver_request_init(&r);
-	if (deliver_read_request(fd, LOCAL_REQUEST_TIMEOUT_MS, &r, &msgfd) < 0) {
-		deliver_request_free(&r);
-		return;
-	}
-	if (msgfd < 0) {
-		log_warning("delivery request %s without a message descriptor", r.queue_id);
-		deliver_request_free(&r);
-		return;
-	}
-	local_deliver_request(&r, msgfd);
-	close(msgfd);
-	if (deliver_write_response(fd, &r) < 0)
-		log_warning("%s: cannot send the delivery results: %s", r.queue_id, strerror(errno));
-	deliver_request_free(&r);
+	deliver_serve(fd, LOCAL_REQUEST_TIMEOUT_MS, local_deliver_request);
 }

@@ -197,24 +197,7 @@ void send_deliver_request(struct deliver_request *r, int msgfd)
 
 void send_serve(int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
-	struct deliver_request r;
-	int msgfd = -1;
-
 	(void)peer;
 	(void)peerlen;
-	deliver_request_init(&r);
-	if (deliver_read_request(fd, SEND_REQUEST_TIMEOUT_MS, &r, &msgfd) < 0) {
-		deliver_request_free(&r);
-		return;
-	}
-	if (msgfd < 0) {
-		log_warning("delivery request %s without a message descriptor", r.queue_id);
-		deliver_request_free(&r);
-		return;
-	}
-	send_deliver_request(&r, msgfd);
-	close(msgfd);
-	if (deliver_write_response(fd, &r) < 0)
-		log_warning("%s: cannot send the delivery results: %s", r.queue_id, strerror(errno));
-	deliver_request_free(&r);
+	deliver_serve(fd, SEND_REQUEST_TIMEOUT_MS, send_deliver_request);
 }
