@@ -13,7 +13,7 @@
  * stays private), fsyncs it, renames it over dst and fsyncs the directory.
  * On any error the temporary file is removed and dst is left untouched.
  *
- * Public: cdbmap_open, cdbmap_close, cdbmap_lookup, cdbmap_compile.
+ * Public: cdbmap_open, cdbmap_open_table, cdbmap_close, cdbmap_lookup, cdbmap_compile.
  */
 #include "cdbmap.h"
 
@@ -84,6 +84,26 @@ struct cdbmap *cdbmap_open(const char *path)
 	m->path = xstrdup(path);
 	m->checked = mono_seconds();
 	return m;
+}
+
+struct cdbmap *cdbmap_open_table(const char *name)
+{
+	char path[4096];
+	size_t n;
+
+	n = strlen(name);
+	if (n >= 4 && strcmp(name + n - 4, ".cdb") == 0) {
+		if (n >= sizeof(path)) {
+			errno = ENAMETOOLONG;
+			return NULL;
+		}
+		return cdbmap_open(name);
+	}
+	if (snprintf(path, sizeof(path), "%s.cdb", name) >= (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return NULL;
+	}
+	return cdbmap_open(path);
 }
 
 void cdbmap_close(struct cdbmap *m)

@@ -21,6 +21,10 @@ struct cdbmap;
 /* Open path (the .cdb file).  NULL with errno set on failure. */
 struct cdbmap *cdbmap_open(const char *path);
 void cdbmap_close(struct cdbmap *m);
+/* Open a table named as in tern.conf: "FILE" and "FILE.cdb" both open
+ * FILE.cdb (the admin names the source text; makemap/newaliases write
+ * the .cdb beside it).  NULL with errno set on failure. */
+struct cdbmap *cdbmap_open_table(const char *name);
 
 /* Look key up (lower-cased first unless the key is used verbatim).
  * Returns 1 and the value in *value (replaced), 0 when absent, -1 on error

@@ -30,7 +30,8 @@ struct tern_conf {
 	char *mynetworks;        /* list; default: "127.0.0.0/8, [::1]/128" */
 	char *relay_domains;     /* list; default: "" */
 	char *relayhost;         /* nexthop for all remote mail; default: "" (MX) */
-	char *transport_maps;    /* cdb file; default: "" (none) */
+	char *transport_maps;    /* table (FILE, opened as FILE.cdb); default: "" (none) */
+	char *alias_maps;        /* aliases table (FILE, opened as FILE.cdb); default: /etc/aliases */
 
 	/* where things are */
 	char *queue_directory;   /* default: /var/spool/tern */

@@ -23,7 +23,7 @@ int resolve_init(char *err, size_t errsize)
 	}
 	if (!*cf.transport_maps)
 		return 0;
-	transport_map = cdbmap_open(cf.transport_maps);
+	transport_map = cdbmap_open_table(cf.transport_maps);
 	if (!transport_map) {
 		snprintf(err, errsize, "transport_maps %s: %s", cf.transport_maps, strerror(errno));
 		return -1;
