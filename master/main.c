@@ -40,5 +40,7 @@ int main(int argc, char **argv)
 		usage();
 	if (o.dev_dir)
 		o.config_path = dev_config_write(o.dev_dir);
-	return master_run(&o);
+	c = master_run(&o);
+	free(o.overrides);
+	return c;
 }

@@ -43,6 +43,7 @@ static int nsvc;
 static uid_t owner_uid;
 static gid_t owner_gid;
 static int privileged;
+static int stopping; /* children exit because we told them to */
 
 static void on_signal(int sig)
 {
@@ -211,7 +212,7 @@ static void child_exited(pid_t pid, int status, time_t now)
 	s->nproc--;
 	if (c->idle)
 		s->nidle--;
-	abnormal = WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0);
+	abnormal = !stopping && (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0));
 	if (abnormal) {
 		if (WIFSIGNALED(status))
 			log_warning("process %s pid %d killed by signal %d", s->program, (int)pid, WTERMSIG(status));
@@ -263,6 +264,7 @@ static void stop_all(void)
 	struct timespec start, now;
 	int i;
 
+	stopping = 1;
 	for (i = 0; i < nchildren; i++)
 		kill(children[i].pid, SIGTERM);
 	clock_gettime(CLOCK_MONOTONIC, &start);
