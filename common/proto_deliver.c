@@ -94,10 +94,10 @@ static int valid_notify(unsigned n)
 /* "C.S.D" with C 2/4/5 agreeing with st, S and D of 1 to 3 digits. */
 static int valid_dsn(const char *s, size_t n, enum deliver_status st)
 {
-	static const char cls[] = { '2', '4', '5' };
+	static const char cls[] = { '2', '4', '5', '2' };
 	size_t i = 2;
 
-	if (n < 5 || (unsigned)st > DELIVER_PERM || s[0] != cls[st] || s[1] != '.')
+	if (n < 5 || (unsigned)st > DELIVER_RELAYED || s[0] != cls[st] || s[1] != '.')
 		return 0;
 	for (int part = 0; part < 2; part++) {
 		size_t start = i;
@@ -111,9 +111,22 @@ static int valid_dsn(const char *s, size_t n, enum deliver_status st)
 	return i == n;
 }
 
+/* A remote MTA name: "-" or printable ASCII without spaces. */
+static int mta_ok(const char *s, size_t n)
+{
+	if (n == 0 || n >= DELIVER_MTA_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] >= 0x7f)
+			return 0;
+	return 1;
+}
+
 static const char *status_name(enum deliver_status st)
 {
-	return st == DELIVER_OK ? "ok" : st == DELIVER_TEMP ? "temp" : "perm";
+	static const char *const names[] = { "ok", "temp", "perm", "relayed" };
+
+	return (unsigned)st <= DELIVER_RELAYED ? names[st] : "?";
 }
 
 static int check_request(const struct deliver_request *r)
@@ -157,10 +170,13 @@ int deliver_encode_response(const struct deliver_request *r, struct buf *out)
 		return -1;
 	for (size_t i = 0; i < r->nrcpt; i++) {
 		const struct deliver_rcpt *rc = &r->rcpt[i];
+		const char *mta = rc->mta[0] ? rc->mta : "-";
+
 		if (!valid_dsn(rc->dsn, strlen(rc->dsn), rc->status) || !clean_text(rc->text, 0) ||
-		    strlen(rc->text) >= DELIVER_MAX_TEXT)
+		    strlen(rc->text) >= DELIVER_MAX_TEXT || !mta_ok(mta, strlen(mta)))
 			return -1;
-		if (buf_printf(out, "result %u %s %s %s\n", rc->idx, status_name(rc->status), rc->dsn, rc->text) < 0)
+		if (buf_printf(out, "result %u %s %s %s %s\n", rc->idx, status_name(rc->status), rc->dsn, mta,
+			       rc->text) < 0)
 			return -1;
 	}
 	return buf_puts(out, "end\n");
@@ -373,9 +389,9 @@ fail:
 
 static int parse_status(const char *s, size_t n, enum deliver_status *st)
 {
-	static const enum deliver_status all[] = { DELIVER_OK, DELIVER_TEMP, DELIVER_PERM };
+	static const enum deliver_status all[] = { DELIVER_OK, DELIVER_TEMP, DELIVER_PERM, DELIVER_RELAYED };
 
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		const char *name = status_name(all[i]);
 		if (strlen(name) == n && memcmp(name, s, n) == 0) {
 			*st = all[i];
@@ -388,7 +404,7 @@ static int parse_status(const char *s, size_t n, enum deliver_status *st)
 /* One "result" line for recipient rc; fills it only when fill is set. */
 static int parse_result(struct rd *d, struct deliver_rcpt *rc, int fill)
 {
-	const char *v, *sp1, *sp2, *sp3;
+	const char *v, *sp1, *sp2, *sp3, *sp4;
 	unsigned long long idx;
 	enum deliver_status st;
 	size_t n, tlen;
@@ -398,7 +414,8 @@ static int parse_result(struct rd *d, struct deliver_rcpt *rc, int fill)
 	sp1 = memchr(v, ' ', n);
 	sp2 = sp1 ? memchr(sp1 + 1, ' ', n - (size_t)(sp1 + 1 - v)) : NULL;
 	sp3 = sp2 ? memchr(sp2 + 1, ' ', n - (size_t)(sp2 + 1 - v)) : NULL;
-	if (sp3 == NULL)
+	sp4 = sp3 ? memchr(sp3 + 1, ' ', n - (size_t)(sp3 + 1 - v)) : NULL;
+	if (sp4 == NULL)
 		return rd_err(d, "bad result");
 	if (parse_dec(v, (size_t)(sp1 - v), UINT_MAX, &idx) < 0 || idx != rc->idx)
 		return rd_err(d, "result index does not match the request");
@@ -406,14 +423,22 @@ static int parse_result(struct rd *d, struct deliver_rcpt *rc, int fill)
 		return rd_err(d, "bad status");
 	if (!valid_dsn(sp2 + 1, (size_t)(sp3 - sp2 - 1), st))
 		return rd_err(d, "bad dsn");
-	tlen = n - (size_t)(sp3 + 1 - v);
+	if (!mta_ok(sp3 + 1, (size_t)(sp4 - sp3 - 1)))
+		return rd_err(d, "bad remote MTA");
+	tlen = n - (size_t)(sp4 + 1 - v);
 	if (tlen >= DELIVER_MAX_TEXT)
 		return rd_err(d, "result text too long");
 	if (fill) {
+		size_t mlen = (size_t)(sp4 - sp3 - 1);
+
 		rc->status = st;
 		memcpy(rc->dsn, sp2 + 1, (size_t)(sp3 - sp2 - 1));
 		rc->dsn[sp3 - sp2 - 1] = '\0';
-		memcpy(rc->text, sp3 + 1, tlen);
+		if (mlen == 1 && sp3[1] == '-')
+			mlen = 0;
+		memcpy(rc->mta, sp3 + 1, mlen);
+		rc->mta[mlen] = '\0';
+		memcpy(rc->text, sp4 + 1, tlen);
 		rc->text[tlen] = '\0';
 	}
 	return 0;

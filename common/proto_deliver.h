@@ -31,8 +31,11 @@
  *
  * Response:
  *   tern-result 1
- *   result IDX STATUS DSN TEXT   (exactly one per requested rcpt, same order;
- *                                 STATUS ok|temp|perm; DSN like 2.0.0;
+ *   result IDX STATUS DSN MTA TEXT (exactly one per requested rcpt, same order;
+ *                                 STATUS ok|temp|perm|relayed (relayed: accepted
+ *                                 by a next hop that does not offer DSN, RFC 3461
+ *                                 "relayed"); DSN like 2.0.0; MTA the remote
+ *                                 host name for the DSN's Remote-MTA, or "-";
  *                                 TEXT one line of printable text, e.g. the remote reply)
  *   end
  *
@@ -56,6 +59,7 @@
 #define DELIVER_MAX_TEXT 1024   /* result text */
 #define DELIVER_NEXTHOP_MAX 300
 #define DELIVER_ENVID_MAX 100
+#define DELIVER_MTA_MAX 256
 
 #define DELIVER_SOCKET_LOCAL "private/local"
 #define DELIVER_SOCKET_SEND "private/send"
@@ -73,7 +77,7 @@ enum deliver_notify {
 	NOTIFY_NEVER = 8   /* 0 means "not given": the default FAILURE,DELAY */
 };
 
-enum deliver_status { DELIVER_OK = 0, DELIVER_TEMP = 1, DELIVER_PERM = 2 };
+enum deliver_status { DELIVER_OK = 0, DELIVER_TEMP = 1, DELIVER_PERM = 2, DELIVER_RELAYED = 3 };
 
 struct deliver_rcpt {
 	unsigned idx;
@@ -82,6 +86,7 @@ struct deliver_rcpt {
 	/* filled by the agent: */
 	enum deliver_status status;
 	char dsn[16];
+	char mta[DELIVER_MTA_MAX]; /* remote MTA host, "" when none */
 	char text[DELIVER_MAX_TEXT];
 };
 

@@ -227,7 +227,7 @@ static void job_done(struct job *j, const char *agent_error)
 				 transport_name(d->transport), agent_error);
 			continue;
 		}
-		if (rc->status == DELIVER_OK) {
+		if (rc->status == DELIVER_OK || rc->status == DELIVER_RELAYED) {
 			if (qf_mark(m->fd, r, QF_DELIVERED) < 0)
 				log_warning("%s: mark delivered: %s", m->qid, strerror(errno));
 		} else if (rc->status == DELIVER_PERM) {

@@ -373,7 +373,7 @@ START_TEST(test_encode_rejects)
 	ck_assert_int_eq(deliver_encode_response(&r, &out), -1);
 	deliver_set_result(&r.rcpt[0], DELIVER_PERM, "5.7.1", "x");
 	ck_assert_int_eq(deliver_encode_response(&r, &out), 0);
-	ck_assert_str_eq(out.data, "tern-result 1\nresult 0 perm 5.7.1 x\nend\n");
+	ck_assert_str_eq(out.data, "tern-result 1\nresult 0 perm 5.7.1 - x\nend\n");
 	deliver_request_free(&r);
 	buf_free(&out);
 }
@@ -404,19 +404,19 @@ START_TEST(test_response_rejects)
 	make_request(&r);
 	deliver_request_add(&r, 7, 0, "second@d");
 	static const char *bad[] = {
-		"tern-result 1\nresult 0 ok 2.0.0 fine\nend\n",                                /* missing one */
-		"tern-result 1\nresult 0 ok 2.0.0 a\nresult 7 ok 2.0.0 b\nresult 7 ok 2.0.0 c\nend\n",
-		"tern-result 1\nresult 7 ok 2.0.0 b\nresult 0 ok 2.0.0 a\nend\n",             /* order */
-		"tern-result 1\nresult 0 ok 2.0.0 a\nresult 8 ok 2.0.0 b\nend\n",             /* idx */
-		"tern-result 1\nresult 0 ok 4.0.0 a\nresult 7 ok 2.0.0 b\nend\n",             /* class */
-		"tern-result 1\nresult 0 fine 2.0.0 a\nresult 7 ok 2.0.0 b\nend\n",           /* status */
-		"tern-result 1\nresult 0 ok 2.0.0000 a\nresult 7 ok 2.0.0 b\nend\n",          /* dsn */
-		"tern-result 1\nresult 0 ok 2.0.0\nresult 7 ok 2.0.0 b\nend\n",               /* no text */
-		"tern-result 1\nresult 0 ok 2.0.0 a\rb\nresult 7 ok 2.0.0 b\nend\n",          /* CR */
-		"tern-result 1\nresult 0 ok 2.0.0 a\nresult 7 ok 2.0.0 b\nend\nx",            /* trailing */
-		"tern-result 1\nresult 0 ok 2.0.0 a\nresult 7 ok 2.0.0 b\n",                  /* no end */
-		"tern-result 2\nresult 0 ok 2.0.0 a\nresult 7 ok 2.0.0 b\nend\n",             /* version */
-		"tern-deliver 1\nresult 0 ok 2.0.0 a\nresult 7 ok 2.0.0 b\nend\n",
+		"tern-result 1\nresult 0 ok 2.0.0 - fine\nend\n",                                /* missing one */
+		"tern-result 1\nresult 0 ok 2.0.0 - a\nresult 7 ok 2.0.0 - b\nresult 7 ok 2.0.0 - c\nend\n",
+		"tern-result 1\nresult 7 ok 2.0.0 - b\nresult 0 ok 2.0.0 - a\nend\n",             /* order */
+		"tern-result 1\nresult 0 ok 2.0.0 - a\nresult 8 ok 2.0.0 - b\nend\n",             /* idx */
+		"tern-result 1\nresult 0 ok 4.0.0 - a\nresult 7 ok 2.0.0 - b\nend\n",             /* class */
+		"tern-result 1\nresult 0 fine 2.0.0 - a\nresult 7 ok 2.0.0 - b\nend\n",           /* status */
+		"tern-result 1\nresult 0 ok 2.0.0000 - a\nresult 7 ok 2.0.0 - b\nend\n",          /* dsn */
+		"tern-result 1\nresult 0 ok 2.0.0 -\nresult 7 ok 2.0.0 - b\nend\n",               /* no text */
+		"tern-result 1\nresult 0 ok 2.0.0 - a\rb\nresult 7 ok 2.0.0 - b\nend\n",          /* CR */
+		"tern-result 1\nresult 0 ok 2.0.0 - a\nresult 7 ok 2.0.0 - b\nend\nx",            /* trailing */
+		"tern-result 1\nresult 0 ok 2.0.0 - a\nresult 7 ok 2.0.0 - b\n",                  /* no end */
+		"tern-result 2\nresult 0 ok 2.0.0 - a\nresult 7 ok 2.0.0 - b\nend\n",             /* version */
+		"tern-deliver 1\nresult 0 ok 2.0.0 - a\nresult 7 ok 2.0.0 - b\nend\n",
 		"",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -426,10 +426,20 @@ START_TEST(test_response_rejects)
 		ck_assert_int_eq(r.rcpt[0].status, DELIVER_TEMP);
 		ck_assert_str_eq(r.rcpt[0].dsn, "");
 	}
-	static const char ok[] = "tern-result 1\nresult 0 ok 2.0.0 \nresult 7 perm 5.1.1 no such user\nend\n";
+	static const char ok[] = "tern-result 1\nresult 0 ok 2.0.0 - \nresult 7 perm 5.1.1 - no such user\nend\n";
 	ck_assert_int_eq(deliver_decode_response(ok, strlen(ok), &r, err, sizeof(err)), 0);
 	ck_assert_int_eq(r.rcpt[0].status, DELIVER_OK);
 	ck_assert_str_eq(r.rcpt[1].text, "no such user");
+	ck_assert_str_eq(r.rcpt[1].mta, "");
+	/* relayed (a next hop without DSN) and the remote MTA name */
+	static const char relayed[] =
+		"tern-result 1\nresult 0 relayed 2.0.0 mx.example.net sent\nresult 7 temp 4.4.1 - x\nend\n";
+	ck_assert_int_eq(deliver_decode_response(relayed, strlen(relayed), &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(r.rcpt[0].status, DELIVER_RELAYED);
+	ck_assert_str_eq(r.rcpt[0].mta, "mx.example.net");
+	ck_assert_str_eq(r.rcpt[0].text, "sent");
+	static const char badrelay[] = "tern-result 1\nresult 0 relayed 5.0.0 - a\nresult 7 ok 2.0.0 - b\nend\n";
+	ck_assert_int_lt(deliver_decode_response(badrelay, strlen(badrelay), &r, err, sizeof(err)), 0);
 	deliver_request_free(&r);
 }
 END_TEST
