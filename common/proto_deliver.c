@@ -156,8 +156,16 @@ int deliver_encode_request(const struct deliver_request *r, struct buf *out)
 		       r->flags, r->envid) < 0)
 		return -1;
 	for (size_t i = 0; i < r->nrcpt; i++)
-		if (buf_printf(out, "rcpt %u %u %s\n", r->rcpt[i].idx, r->rcpt[i].notify, r->rcpt[i].address) < 0)
+	{
+		const char *orcpt = r->rcpt[i].orcpt[0] ? r->rcpt[i].orcpt : "-";
+
+		for (const char *o = orcpt; *o; o++)
+			if ((unsigned char)*o <= 0x20 || (unsigned char)*o >= 0x7f)
+				return -1;
+		if (buf_printf(out, "rcpt %u %u %s %s\n", r->rcpt[i].idx, r->rcpt[i].notify, orcpt,
+			       r->rcpt[i].address) < 0)
 			return -1;
+	}
 	return buf_puts(out, "end\n");
 }
 
@@ -300,16 +308,24 @@ static int field_text(struct rd *d, const char *name, char *dst, size_t size, in
 	return 0;
 }
 
-/* "IDX NOTIFY ADDRESS" of a rcpt line. */
+/* "IDX NOTIFY ORCPT ADDRESS" of a rcpt line. */
 static int parse_rcpt(struct rd *d, const char *v, size_t n, struct deliver_request *r)
 {
-	const char *sp1 = memchr(v, ' ', n), *sp2;
+	const char *sp1 = memchr(v, ' ', n), *sp2, *sp0;
 	unsigned long long idx, notify;
+	size_t olen;
 
-	if (sp1 == NULL || (sp2 = memchr(sp1 + 1, ' ', n - (size_t)(sp1 + 1 - v))) == NULL)
+	if (sp1 == NULL || (sp0 = memchr(sp1 + 1, ' ', n - (size_t)(sp1 + 1 - v))) == NULL ||
+	    (sp2 = memchr(sp0 + 1, ' ', n - (size_t)(sp0 + 1 - v))) == NULL)
 		return rd_err(d, "bad rcpt");
+	olen = (size_t)(sp2 - sp0 - 1);
+	if (olen == 0 || olen >= DELIVER_ORCPT_MAX)
+		return rd_err(d, "bad rcpt orcpt");
+	for (size_t i = 0; i < olen; i++)
+		if ((unsigned char)sp0[1 + i] <= 0x20 || (unsigned char)sp0[1 + i] >= 0x7f)
+			return rd_err(d, "bad rcpt orcpt");
 	if (parse_dec(v, (size_t)(sp1 - v), UINT_MAX, &idx) < 0 ||
-	    parse_dec(sp1 + 1, (size_t)(sp2 - sp1 - 1), NOTIFY_ALL, &notify) < 0 || !valid_notify((unsigned)notify))
+	    parse_dec(sp1 + 1, (size_t)(sp0 - sp1 - 1), NOTIFY_ALL, &notify) < 0 || !valid_notify((unsigned)notify))
 		return rd_err(d, "bad rcpt index or notify");
 	size_t alen = n - (size_t)(sp2 + 1 - v);
 	if (alen == 0 || alen >= ADDR_SIZE)
@@ -322,7 +338,11 @@ static int parse_rcpt(struct rd *d, const char *v, size_t n, struct deliver_requ
 	char addr[ADDR_SIZE];
 	memcpy(addr, sp2 + 1, alen);
 	addr[alen] = '\0';
-	deliver_request_add(r, (unsigned)idx, (unsigned)notify, addr);
+	struct deliver_rcpt *rc = deliver_request_add(r, (unsigned)idx, (unsigned)notify, addr);
+	if (!(olen == 1 && sp0[1] == '-')) {
+		memcpy(rc->orcpt, sp0 + 1, olen);
+		rc->orcpt[olen] = '\0';
+	}
 	return 0;
 }
 

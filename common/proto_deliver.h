@@ -21,9 +21,11 @@
  *   arrival N                (seconds since the epoch)
  *   flags N                  (DELIVER_F_* bits)
  *   envid TEXT               (DSN ENVID, xtext-decoded, printable ASCII; may be empty)
- *   rcpt IDX NOTIFY ADDRESS  (1..DELIVER_MAX_RCPT lines; IDX the recipient's index in
- *                             the queue file, NOTIFY the DSN NOTIFY bits, ADDRESS the
- *                             envelope recipient)
+ *   rcpt IDX NOTIFY ORCPT ADDRESS
+ *                            (1..DELIVER_MAX_RCPT lines; IDX the recipient's index in
+ *                             the queue file, NOTIFY the DSN NOTIFY bits, ORCPT "-" or
+ *                             the DSN original recipient as received ("rfc822;xtext"),
+ *                             ADDRESS the envelope recipient)
  *   end
  *
  * The content is the message as stored in the queue: LF line ends,
@@ -60,6 +62,7 @@
 #define DELIVER_NEXTHOP_MAX 300
 #define DELIVER_ENVID_MAX 100
 #define DELIVER_MTA_MAX 256
+#define DELIVER_ORCPT_MAX 1024
 
 #define DELIVER_SOCKET_LOCAL "private/local"
 #define DELIVER_SOCKET_SEND "private/send"
@@ -83,6 +86,7 @@ struct deliver_rcpt {
 	unsigned idx;
 	unsigned notify;
 	char address[ADDR_SIZE];
+	char orcpt[DELIVER_ORCPT_MAX]; /* "" when absent; set after deliver_request_add */
 	/* filled by the agent: */
 	enum deliver_status status;
 	char dsn[16];

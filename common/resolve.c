@@ -9,6 +9,7 @@
 #include "buf.h"
 #include "cdbmap.h"
 #include "conf.h"
+#include "localrcpt.h"
 #include "log.h"
 #include "resolve.h"
 #include "strutil.h"
@@ -144,4 +145,28 @@ int resolve_address(const char *address, struct route *rt)
 	}
 	default_smtp(domain, rt);
 	return 0;
+}
+
+enum rcpt_verdict resolve_rcpt_check(const char *address)
+{
+	struct route rt;
+	char local[ADDR_SIZE];
+	const char *at;
+	size_t n;
+
+	if (resolve_address(address, &rt) < 0)
+		return RCPT_TEMPFAIL;
+	if (rt.transport != TR_LOCAL)
+		return RCPT_ACCEPT;
+	at = strrchr(address, '@');
+	n = at ? (size_t)(at - address) : strlen(address);
+	if (n >= sizeof(local))
+		return RCPT_UNKNOWN;
+	memcpy(local, address, n);
+	local[n] = '\0';
+	switch (localrcpt_check(local, NULL)) {
+	case LOCALRCPT_YES: return RCPT_ACCEPT;
+	case LOCALRCPT_NO: return RCPT_UNKNOWN;
+	default: return RCPT_TEMPFAIL;
+	}
 }

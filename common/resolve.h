@@ -34,6 +34,16 @@ int resolve_init(char *err, size_t errsize);
 int resolve_address(const char *address, struct route *rt);
 /* Parse a transport table value into rt (exposed for tests).  0 or -1. */
 int resolve_parse_value(const char *value, const char *domain, struct route *rt);
+/*
+ * Would tern accept mail for this recipient (smtpd's RCPT check)?  The same
+ * rules as delivery: the address is routed; a local recipient must exist
+ * (localrcpt_check: users, aliases, virtual mailboxes).  Relay policy
+ * (mynetworks, relay_domains) is smtpd's own business and is not decided
+ * here.  localrcpt_init must have been called.
+ */
+enum rcpt_verdict { RCPT_ACCEPT, RCPT_UNKNOWN, RCPT_TEMPFAIL };
+enum rcpt_verdict resolve_rcpt_check(const char *address);
+
 /* Name of a transport for logs and agent selection ("local", "smtp", ...). */
 const char *transport_name(enum transport t);
 

@@ -118,7 +118,13 @@ static void job_add_rcpt(struct qmsg *m, struct dest *d, size_t i)
 		d->tail = j;
 		m->jobs_pending++;
 	}
-	deliver_request_add(&j->req, (unsigned)i, m->env.rcpt[i].notify, m->env.rcpt[i].address);
+	{
+		struct deliver_rcpt *rc = deliver_request_add(&j->req, (unsigned)i, m->env.rcpt[i].notify,
+							      m->env.rcpt[i].address);
+
+		if (m->env.rcpt[i].orcpt)
+			str_copy(rc->orcpt, sizeof(rc->orcpt), m->env.rcpt[i].orcpt);
+	}
 }
 
 void sched_message(struct qmsg *m)

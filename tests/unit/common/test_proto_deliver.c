@@ -29,7 +29,7 @@ static const char good1[] = "tern-deliver 1\n"
 			    "arrival 1700000000\n"
 			    "flags 3\n"
 			    "envid \n"
-			    "rcpt 0 6 \"a b\"@example.com\n"
+			    "rcpt 0 6 - \"a b\"@example.com\n"
 			    "end\n";
 
 static void make_request(struct deliver_request *r)
@@ -236,7 +236,8 @@ START_TEST(test_field_values)
 	/* sanity: the replacement helper itself keeps a good request good */
 	ck_assert_int_eq(decode_with("offset", "offset 0\n"), 0);
 	ck_assert_int_eq(decode_with("flags", "flags 7\n"), 0);
-	ck_assert_int_eq(decode_with("rcpt", "rcpt 4294967295 8 u@d\n"), 0);
+	ck_assert_int_eq(decode_with("rcpt", "rcpt 4294967295 8 - u@d\n"), 0);
+	ck_assert_int_eq(decode_with("rcpt", "rcpt 1 2 rfc822;u+2Bx@d u@d\n"), 0);
 	ck_assert_int_eq(decode_with("envid", "envid abc DEF+2B\n"), 0);
 	ck_assert_int_eq(decode_with("sender", "sender \xc3\xa6@d\n"), 0);
 
@@ -268,16 +269,19 @@ START_TEST(test_field_values)
 		{ "envid",
 		  "envid 01234567890123456789012345678901234567890123456789"
 		  "012345678901234567890123456789012345678901234567890\n" },
-		{ "rcpt", "rcpt 0 6 \n" },
-		{ "rcpt", "rcpt 0 6\n" },
-		{ "rcpt", "rcpt 0 16 u@d\n" },
-		{ "rcpt", "rcpt 0 9 u@d\n" },
-		{ "rcpt", "rcpt x 0 u@d\n" },
-		{ "rcpt", "rcpt -1 0 u@d\n" },
-		{ "rcpt", "rcpt 4294967296 0 u@d\n" },
-		{ "rcpt", "rcpt 0 6 u@d\nrcpt 0 2 v@d\n" },
-		{ "rcpt", "rcpt  0 6 u@d\n" },
-		{ "rcpt", "RCPT 0 6 u@d\n" },
+		{ "rcpt", "rcpt 0 6 - \n" },
+		{ "rcpt", "rcpt 0 6 -\n" },
+		{ "rcpt", "rcpt 0 6 u@d\n" },          /* no orcpt field */
+		{ "rcpt", "rcpt 0 6  u@d\n" },         /* empty orcpt */
+		{ "rcpt", "rcpt 0 6 a\x01b u@d\n" },  /* control char in orcpt */
+		{ "rcpt", "rcpt 0 16 - u@d\n" },
+		{ "rcpt", "rcpt 0 9 - u@d\n" },
+		{ "rcpt", "rcpt x 0 - u@d\n" },
+		{ "rcpt", "rcpt -1 0 - u@d\n" },
+		{ "rcpt", "rcpt 4294967296 0 - u@d\n" },
+		{ "rcpt", "rcpt 0 6 - u@d\nrcpt 0 2 - v@d\n" },
+		{ "rcpt", "rcpt  0 6 - u@d\n" },
+		{ "rcpt", "RCPT 0 6 - u@d\n" },
 		{ "end", "end \n" },
 		{ "end", "END\n" },
 		{ "end", "end\r\n" },
@@ -299,7 +303,7 @@ START_TEST(test_limits)
 		memcpy(buf, good1, pre);
 		p = buf + pre;
 		for (int i = 0; i < DELIVER_MAX_RCPT + extra; i++)
-			p += sprintf(p, "rcpt %d 0 u%d@d\n", i, i);
+			p += sprintf(p, "rcpt %d 0 - u%d@d\n", i, i);
 		strcpy(p, "end\n");
 		ck_assert_int_eq(decode_str(buf), extra ? -1 : 0);
 	}
@@ -317,7 +321,7 @@ START_TEST(test_limits)
 	ck_assert_int_eq(decode_str(buf), -1);
 	/* an address one byte over ADDR_SIZE - 1 */
 	memcpy(buf, good1, pre);
-	p = buf + pre + sprintf(buf + pre, "rcpt 0 0 ");
+	p = buf + pre + sprintf(buf + pre, "rcpt 0 0 - ");
 	memset(p, 'a', ADDR_SIZE);
 	strcpy(p + ADDR_SIZE, "\nend\n");
 	ck_assert_int_eq(decode_str(buf), -1);
