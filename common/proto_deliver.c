@@ -534,6 +534,8 @@ static int ends_request(const struct buf *b)
 }
 
 /* Read bytes until the request's "end" line, EOF, the size limit or the deadline. */
+/* 0: a whole request is in `in`; 1: the peer closed or went quiet before
+ * sending anything (not an error); -1: error, logged. */
 static int read_all(int sock, int timeout_ms, struct buf *in, int *fd)
 {
 	long long deadline = now_ms() + (timeout_ms < 0 ? 24LL * 3600 * 1000 : timeout_ms);
@@ -549,6 +551,8 @@ static int read_all(int sock, int timeout_ms, struct buf *in, int *fd)
 			return -1;
 		}
 		if (wait_readable(sock, deadline) < 0) {
+			if (in->len == 0 && *fd < 0)
+				return 1; /* idle between requests: the peer is done with us */
 			log_warning("reading delivery request: %s", strerror(errno));
 			return -1;
 		}
@@ -567,6 +571,8 @@ static int read_all(int sock, int timeout_ms, struct buf *in, int *fd)
 		}
 		if (extra >= 0)
 			*fd = extra;
+		if (n == 0 && in->len == 0 && *fd < 0)
+			return 1; /* a clean end between requests */
 		if (n == 0)
 			break; /* the decoder reports the truncation */
 		if (*fd < 0) {
@@ -586,7 +592,7 @@ int deliver_read_request(int sock, int timeout_ms, struct deliver_request *r, in
 
 	*fd = -1;
 	buf_init(&in, DELIVER_MAX_REQUEST);
-	if (read_all(sock, timeout_ms, &in, fd) < 0)
+	if (read_all(sock, timeout_ms, &in, fd) != 0)
 		goto done;
 	if (*fd < 0) {
 		log_warning("delivery request without a message descriptor");
@@ -623,22 +629,27 @@ int deliver_write_response(int sock, const struct deliver_request *r)
 
 void deliver_serve(int sock, int timeout_ms, deliver_fn deliver)
 {
-	struct deliver_request r;
-	int msgfd = -1;
+	for (;;) {
+		struct deliver_request r;
+		int msgfd = -1, ok;
 
-	deliver_request_init(&r);
-	if (deliver_read_request(sock, timeout_ms, &r, &msgfd) < 0) {
+		deliver_request_init(&r);
+		if (deliver_read_request(sock, timeout_ms, &r, &msgfd) < 0) {
+			deliver_request_free(&r);
+			return;
+		}
+		if (msgfd < 0) {
+			log_warning("delivery request %s without a message descriptor", r.queue_id);
+			deliver_request_free(&r);
+			return;
+		}
+		deliver(&r, msgfd);
+		close(msgfd);
+		ok = deliver_write_response(sock, &r) == 0;
+		if (!ok)
+			log_warning("%s: cannot send the delivery results: %s", r.queue_id, strerror(errno));
 		deliver_request_free(&r);
-		return;
+		if (!ok)
+			return;
 	}
-	if (msgfd < 0) {
-		log_warning("delivery request %s without a message descriptor", r.queue_id);
-		deliver_request_free(&r);
-		return;
-	}
-	deliver(&r, msgfd);
-	close(msgfd);
-	if (deliver_write_response(sock, &r) < 0)
-		log_warning("%s: cannot send the delivery results: %s", r.queue_id, strerror(errno));
-	deliver_request_free(&r);
 }

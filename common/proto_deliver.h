@@ -4,8 +4,13 @@
  *
  * Transport: the queue manager connects to the agent's Unix stream socket
  * (QUEUE_DIR/private/local or private/send), sends one request whose first
- * byte carries the queue file's descriptor (SCM_RIGHTS, opened read-only),
- * reads one response, and closes.  The agent never opens the queue itself.
+ * byte carries the queue file's descriptor (SCM_RIGHTS, opened read-only)
+ * and reads one response.  It may then send further requests on the same
+ * connection, each with its own descriptor, for the same next hop (this is
+ * what lets `send` reuse its SMTP connection); it closes the connection
+ * when it has nothing more for that next hop.  The agent serves requests
+ * until EOF or until no request arrives within its idle timeout.  The agent
+ * never opens the queue itself.
  *
  * Both messages are text, one attribute per line, "name value\n", in this
  * fixed order; the decoder rejects a missing, extra, repeated, out-of-order
@@ -134,10 +139,12 @@ int deliver_read_request(int sock, int timeout_ms, struct deliver_request *r, in
 /* Agent side: send the response. 0 or -1. */
 int deliver_write_response(int sock, const struct deliver_request *r);
 
-/* Agent side, the whole exchange: read one request (timeout_ms), call
- * deliver(request, message fd) which sets every recipient's result, close
- * the fd and send the response.  A bad request is logged and answered with
- * nothing (the queue manager then defers its recipients). */
+/* Agent side, the whole exchange: read a request (waiting at most
+ * timeout_ms), call deliver(request, message fd) which sets every
+ * recipient's result, close the fd, send the response; repeat until the
+ * queue manager closes the connection or goes quiet.  A bad request is
+ * logged and ends the connection without an answer (the queue manager then
+ * defers its recipients). */
 typedef void (*deliver_fn)(struct deliver_request *r, int msgfd);
 void deliver_serve(int sock, int timeout_ms, deliver_fn deliver);
 
