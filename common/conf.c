@@ -44,7 +44,7 @@
 
 struct tern_conf cf;
 
-enum ktype { KT_STR, KT_LIST, KT_INT, KT_BOOL, KT_TIME, KT_SIZE };
+enum ktype { KT_STR, KT_LIST, KT_INT, KT_BOOL, KT_TIME, KT_SIZE, KT_MULTI };
 
 /* Extra checks applied by conf_finish to the expanded string value. */
 enum kcheck { KC_NONE, KC_HOST, KC_ABSPATH, KC_ABSPATH_OR_EMPTY, KC_NONEMPTY, KC_RELPATH };
@@ -68,6 +68,7 @@ struct key {
 #define S(n, d, c, v, doc) { #n, KT_STR, offsetof(struct tern_conf, n), d, 0, 0, c, v, doc }
 #define L(n, d, doc) { #n, KT_LIST, offsetof(struct tern_conf, n), d, 0, 0, KC_NONE, V_ALL, doc }
 #define N(n, t, d, lo, hi, doc) { #n, t, offsetof(struct tern_conf, n), d, lo, hi, KC_NONE, 0, doc }
+#define M(n, doc) { #n, KT_MULTI, offsetof(struct tern_conf, n), "", 0, 0, KC_NONE, 0, doc }
 
 static const struct key keys[] = {
 	S(myhostname, "", KC_HOST, 0, "fully qualified name of this host (default: gethostname)"),
@@ -108,11 +109,13 @@ static const struct key keys[] = {
 	N(smtp_reply_timeout, KT_TIME, "300s", 1, DAY, "wait for each remote SMTP reply"),
 	N(smtputf8_enable, KT_BOOL, "yes", 0, 1, "offer SMTPUTF8 (UTF-8 addresses)"),
 	N(strict_rfc821_envelopes, KT_BOOL, "no", 0, 1, "reject MAIL/RCPT addresses without < >"),
+	M(service, "master service table entry (repeatable; none: the built-in table)"),
 };
 
 #undef S
 #undef L
 #undef N
+#undef M
 
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -158,6 +161,31 @@ static void set_string(char **dst, const char *v)
 {
 	free(*dst);
 	*dst = xstrdup(v);
+}
+
+static struct conf_lines *multi_field(const struct key *k)
+{
+	return (struct conf_lines *)((char *)&cf + k->off);
+}
+
+/* Add one occurrence of a repeatable key; an empty value (the default)
+ * clears the list. */
+static void multi_add(const struct key *k, const char *v, int line)
+{
+	struct conf_lines *l = multi_field(k);
+
+	if (*v == '\0') {
+		for (size_t i = 0; i < l->n; i++)
+			free(l->v[i].value);
+		free(l->v);
+		l->v = NULL;
+		l->n = 0;
+		return;
+	}
+	l->v = xreallocarray(l->v, l->n + 1, sizeof(*l->v));
+	l->v[l->n].value = xstrdup(v);
+	l->v[l->n].line = line;
+	l->n++;
 }
 
 /* Leading decimal digits of s into *out; NULL on no digits or overflow. */
@@ -249,6 +277,10 @@ static int key_set(const struct key *k, const char *v, char *why, size_t whysize
 		snprintf(why, whysize, "value too long (max %d bytes)", CONF_VALUE_MAX);
 		return -1;
 	}
+	if (k->type == KT_MULTI) {
+		multi_add(k, v, 0);
+		return 0;
+	}
 	if (k->type == KT_STR || k->type == KT_LIST) {
 		set_string(&state_of(k)->raw, v);
 		set_string(str_field(k), v);
@@ -329,6 +361,13 @@ static int flush_key(struct parser *ps)
 
 	if (ps->cur == NULL)
 		return 0;
+	if (ps->cur->type == KT_MULTI) {
+		if (ps->val.len == 0)
+			return perr(ps, ps->curline, "%s: empty value", ps->cur->name);
+		multi_add(ps->cur, ps->val.data, ps->curline);
+		ps->cur = NULL;
+		return 0;
+	}
 	if (key_set(ps->cur, ps->val.data, why, sizeof(why)) < 0)
 		return perr(ps, ps->curline, "%s: %s", ps->cur->name, why);
 	state_of(ps->cur)->line = ps->curline;
@@ -375,7 +414,7 @@ static int parse_key_line(struct parser *ps, const char *s, size_t n, int lineno
 	if (k == NULL)
 		return perr(ps, lineno, "unknown key \"%.*s\"", (int)namelen, s);
 	st = state_of(k);
-	if (st->line != 0)
+	if (st->line != 0 && k->type != KT_MULTI)
 		return perr(ps, lineno, "duplicate key \"%s\" (first set on line %d)", k->name, st->line);
 	for (i++; i < n && is_ws(s[i]); i++)
 		;
@@ -757,6 +796,10 @@ static void dump_one(int fd, const struct key *k)
 	case KT_SIZE:
 		dprintf(fd, "%s = %lld\n", k->name, *num_field(k));
 		break;
+	case KT_MULTI:
+		for (size_t i = 0; i < multi_field(k)->n; i++)
+			dprintf(fd, "%s = %s\n", k->name, multi_field(k)->v[i].value);
+		break;
 	}
 }
 
@@ -764,6 +807,11 @@ void conf_dump(int fd)
 {
 	for (size_t i = 0; i < NKEYS; i++)
 		dump_one(fd, &keys[i]);
+}
+
+const char *conf_file(void)
+{
+	return origin ? origin : "(defaults)";
 }
 
 int conf_dump_key(int fd, const char *name)

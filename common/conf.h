@@ -21,6 +21,16 @@
 
 #include <stddef.h>
 
+/* The occurrences of a repeatable key, in file order. */
+struct conf_line {
+	char *value;
+	int line; /* in conf_file(); 0 for a -o override */
+};
+struct conf_lines {
+	struct conf_line *v;
+	size_t n;
+};
+
 struct tern_conf {
 	/* identity */
 	char *myhostname;        /* default: gethostname() */
@@ -74,6 +84,7 @@ struct tern_conf {
 	/* address syntax (added after the first draft; kept last) */
 	int smtputf8_enable;            /* bool; default yes: offer SMTPUTF8 */
 	int strict_rfc821_envelopes;    /* bool; default no: tolerate MAIL FROM:user@dom without < > */
+	struct conf_lines service;
 };
 
 extern struct tern_conf cf;
@@ -92,6 +103,7 @@ int conf_override(const char *kv, char *err, size_t errsize);
 int conf_finish(char *err, size_t errsize);
 /* Write every key = value (effective values) to fd, in table order. */
 void conf_dump(int fd);
+const char *conf_file(void);
 /* 1 if name is a known key. */
 int conf_known(const char *name);
 /* Write "name = value" of one key to fd; -1 when the key is unknown. */

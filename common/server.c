@@ -17,6 +17,7 @@
 #include "proto_master.h"
 #include "server.h"
 #include "sock.h"
+#include "xalloc.h"
 
 struct daemon_args daemon_args;
 volatile int server_terminating;
@@ -29,7 +30,7 @@ static void on_term(int sig)
 
 static void usage(const char *name)
 {
-	fprintf(stderr, "usage: %s [-c config] [-o key=value]... [-f] [-v]\n", name);
+	fprintf(stderr, "usage: %s [-c config] [-o key=value]... [-f] [-v] [-u user] [-r]\n", name);
 	exit(64);
 }
 
@@ -40,12 +41,14 @@ static void load_config(int argc, char **argv)
 	int i, c;
 
 	optind = 1;
-	while ((c = getopt(argc, argv, "c:o:fv")) != -1) {
+	while ((c = getopt(argc, argv, "c:o:fvu:r")) != -1) {
 		switch (c) {
 		case 'c': daemon_args.config_path = optarg; break;
 		case 'o': break; /* applied after the file */
 		case 'f': daemon_args.foreground = 1; break;
 		case 'v': daemon_args.verbose = 1; break;
+		case 'u': daemon_args.user = optarg; break;
+		case 'r': daemon_args.chroot = 1; break;
 		default: usage(daemon_args.name);
 		}
 	}
@@ -70,13 +73,22 @@ static void load_config(int argc, char **argv)
  * touches any input. */
 static void drop_to_mail_owner(void)
 {
+	const char *user = daemon_args.user ? daemon_args.user : cf.mail_owner;
 	uid_t uid;
 	gid_t gid;
 
 	if (getuid() != 0 && geteuid() != 0)
 		return; /* development mode: nothing to give up */
-	if (privs_lookup_user(cf.mail_owner, &uid, &gid) < 0)
-		log_fatal("mail_owner %s: no such user", cf.mail_owner);
+	if (privs_lookup_user(user, &uid, &gid) < 0)
+		log_fatal("user %s: no such user", user);
+	if (daemon_args.chroot) {
+		privs_drop(uid, gid, cf.queue_directory, NULL);
+		/* Queue paths are built as "%s/tmp": inside the chroot the
+		 * queue is the root. */
+		free(cf.queue_directory);
+		cf.queue_directory = xstrdup("");
+		return;
+	}
 	privs_drop(uid, gid, NULL, NULL);
 }
 
@@ -101,6 +113,8 @@ static void daemon_setup(int argc, char **argv, const char *name)
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	/* The master's reload: finish the current work, then exit. */
+	sigaction(SIGHUP, &sa, NULL);
 }
 
 void daemon_init(int argc, char **argv, const char *name)

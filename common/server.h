@@ -29,6 +29,8 @@ struct daemon_args {
 	const char *config_path; /* -c */
 	int foreground;          /* -f: log to stderr */
 	int verbose;             /* -v */
+	const char *user;        /* -u: the user to become (default mail_owner) */
+	int chroot;              /* -r: chroot into queue_directory when dropping root */
 };
 
 extern struct daemon_args daemon_args;
@@ -44,7 +46,9 @@ typedef void (*server_serve_fn)(int fd, const struct sockaddr *peer, socklen_t p
 
 __attribute__((noreturn)) void server_prefork(server_serve_fn serve);
 
-/* Set by the SIGTERM handler; long-running loops may poll it. */
+/* Set by SIGTERM (stop) and SIGHUP (the master reloads: retire); a child
+ * finishes the connection or delivery in progress and exits.  Long-running
+ * loops poll it. */
 extern volatile int server_terminating;
 
 #endif

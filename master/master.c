@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -38,8 +40,9 @@
 static int sigpipe_fds[2] = { -1, -1 };
 static struct child *children;
 static int nchildren;
-static struct service *svcs;
-static int nsvc;
+static struct service svcs[MAX_SERVICES];
+static int generation;   /* bumped by every reload */
+static int lock_fd = -1; /* queue_directory/master.lock, held while we run */
 static uid_t owner_uid;
 static gid_t owner_gid;
 static int privileged;
@@ -74,18 +77,33 @@ static void install_signals(void)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
-static void load_config(const struct master_opts *o)
+/* Load the file and the -o overrides; 0 or -1 with the reason in err. */
+static int load_config_checked(const struct master_opts *o, char *err, size_t errsize)
 {
-	char err[512];
+	char why[512];
 	int i;
 
-	if (conf_load(o->config_path, err, sizeof(err)) < 0)
+	if (conf_load(o->config_path, err, errsize) < 0)
+		return -1;
+	for (i = 0; i < o->noverrides; i++) {
+		if (conf_override(o->overrides[i], why, sizeof(why)) < 0) {
+			snprintf(err, errsize, "-o %s: %s", o->overrides[i], why);
+			return -1;
+		}
+	}
+	if (conf_finish(why, sizeof(why)) < 0) {
+		snprintf(err, errsize, "%s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static void load_config(const struct master_opts *o)
+{
+	char err[1024];
+
+	if (load_config_checked(o, err, sizeof(err)) < 0)
 		log_fatal("%s", err);
-	for (i = 0; i < o->noverrides; i++)
-		if (conf_override(o->overrides[i], err, sizeof(err)) < 0)
-			log_fatal("-o %s: %s", o->overrides[i], err);
-	if (conf_finish(err, sizeof(err)) < 0)
-		log_fatal("%s: %s", o->config_path, err);
 }
 
 /* Root: children run as mail_owner.  Not root: everything runs as us. */
@@ -163,6 +181,7 @@ static void start_child(struct service *s, const struct master_opts *o, time_t n
 	}
 	children[nchildren].pid = pid;
 	children[nchildren].svc = s;
+	children[nchildren].generation = generation;
 	/* A new prefork child counts as idle until it says otherwise, so the
 	 * pool is not over-grown while it starts. */
 	children[nchildren].idle = s->kind == SVC_PREFORK;
@@ -177,10 +196,10 @@ static void maintain(const struct master_opts *o, time_t now)
 {
 	int i;
 
-	for (i = 0; i < nsvc; i++) {
+	for (i = 0; i < MAX_SERVICES; i++) {
 		struct service *s = &svcs[i];
 
-		if (s->throttle_until > now)
+		if (!s->in_use || s->retired || s->throttle_until > now)
 			continue;
 		while (s->nproc < s->process_limit &&
 		       (s->kind == SVC_SINGLE ? s->nproc < 1 : s->nidle < s->min_idle)) {
@@ -210,7 +229,7 @@ static void child_exited(pid_t pid, int status, time_t now)
 		return;
 	s = c->svc;
 	s->nproc--;
-	if (c->idle)
+	if (c->idle && c->generation == generation)
 		s->nidle--;
 	abnormal = !stopping && (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0));
 	if (abnormal) {
@@ -232,6 +251,10 @@ static void child_exited(pid_t pid, int status, time_t now)
 		s->fast_exits = 0;
 	}
 	*c = children[--nchildren];
+	if (s->retired && s->nproc == 0) {
+		service_close(s);
+		s->in_use = 0;
+	}
 }
 
 static void reap(time_t now)
@@ -255,7 +278,8 @@ static void read_status(struct service *s)
 		if (!c || c->svc != s || c->idle == idle)
 			continue;
 		c->idle = idle;
-		s->nidle += idle ? 1 : -1;
+		if (c->generation == generation)
+			s->nidle += idle ? 1 : -1;
 	}
 }
 
@@ -288,21 +312,23 @@ static void stop_all(void)
 	}
 }
 
-/* Handle pending signal bytes; returns 1 when the master must stop. */
-static int handle_signals(time_t now)
+enum master_event { EV_NONE, EV_STOP, EV_RELOAD };
+
+/* Handle pending signal bytes. */
+static enum master_event handle_signals(time_t now)
 {
+	enum master_event ev = EV_NONE;
 	unsigned char c;
-	int stop = 0;
 
 	while (read(sigpipe_fds[0], &c, 1) == 1) {
 		if (c == SIGCHLD)
 			reap(now);
 		else if (c == SIGTERM || c == SIGINT)
-			stop = 1;
-		else if (c == SIGHUP)
-			log_info("SIGHUP: configuration reload is not supported yet; restart tern to apply changes");
+			ev = EV_STOP;
+		else if (c == SIGHUP && ev == EV_NONE)
+			ev = EV_RELOAD;
 	}
-	return stop;
+	return ev;
 }
 
 static int next_timeout(time_t now)
@@ -310,15 +336,178 @@ static int next_timeout(time_t now)
 	time_t soonest = 0;
 	int i;
 
-	for (i = 0; i < nsvc; i++)
-		if (svcs[i].throttle_until > now && (!soonest || svcs[i].throttle_until < soonest))
+	for (i = 0; i < MAX_SERVICES; i++)
+		if (svcs[i].in_use && svcs[i].throttle_until > now &&
+		    (!soonest || svcs[i].throttle_until < soonest))
 			soonest = svcs[i].throttle_until;
 	return soonest ? (int)(soonest - now) * 1000 : 60000;
 }
 
+/* One master per queue: an exclusive lock on queue_directory/master.lock,
+ * which also holds our pid for ternctl. */
+static void take_lock(void)
+{
+	char path[4096], pid[32];
+	int n;
+
+	snprintf(path, sizeof(path), "%s/master.lock", cf.queue_directory);
+	lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (lock_fd < 0)
+		log_fatal("open %s: %s", path, strerror(errno));
+	if (flock(lock_fd, LOCK_EX | LOCK_NB) < 0) {
+		n = (int)pread(lock_fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		log_fatal("another tern-master (pid %s) is running on %s", *pid ? pid : "?", cf.queue_directory);
+	}
+	n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+	if (ftruncate(lock_fd, 0) < 0 || pwrite(lock_fd, pid, (size_t)n, 0) != n)
+		log_fatal("write %s: %s", path, strerror(errno));
+}
+
+/* Bind the sockets of a new table entry; fatal at start, logged on reload. */
+static int bind_new(struct service *s, int fatal)
+{
+	if (service_bind(s, owner_uid, owner_gid) == 0)
+		return 0;
+	if (fatal)
+		log_fatal("service %s: %s %s: %s", s->name, s->type, s->listen, strerror(errno));
+	log_warning("service %s: %s %s: %s; service not started", s->name, s->type, s->listen, strerror(errno));
+	service_close(s);
+	return -1;
+}
+
+static struct service *free_slot(void)
+{
+	int i;
+
+	for (i = 0; i < MAX_SERVICES; i++)
+		if (!svcs[i].in_use)
+			return &svcs[i];
+	return NULL;
+}
+
+/*
+ * Install a freshly parsed table.  A service whose socket is unchanged keeps
+ * its socket, status pipe and children (they retire as the generation
+ * changes); new ones are bound; vanished ones stop accepting at once and
+ * their slot is freed when their last child exits.
+ */
+static void install_table(struct service *t, int n, int fatal)
+{
+	int i, j, keep[MAX_SERVICES] = { 0 };
+
+	for (j = 0; j < n; j++) {
+		struct service *old = NULL, *dst;
+
+		for (i = 0; i < MAX_SERVICES && !old; i++)
+			if (svcs[i].in_use && !svcs[i].retired && !keep[i] && service_same_socket(&svcs[i], &t[j]))
+				old = &svcs[i];
+		if (old) {
+			/* copy the configuration, keep the run-time state */
+			keep[old - svcs] = 1;
+			t[j].listen_fd = old->listen_fd;
+			t[j].status_rd = old->status_rd;
+			t[j].status_wr = old->status_wr;
+			t[j].nproc = old->nproc;
+			t[j].fast_exits = old->fast_exits;
+			t[j].throttle_until = old->throttle_until;
+			t[j].in_use = 1;
+			*old = t[j];
+			continue;
+		}
+		dst = free_slot();
+		if (!dst) {
+			log_warning("service %s: no free service slot", t[j].name);
+			continue;
+		}
+		t[j].in_use = 1;
+		if (bind_new(&t[j], fatal) < 0)
+			continue;
+		*dst = t[j];
+		keep[dst - svcs] = 1;
+	}
+	for (i = 0; i < MAX_SERVICES; i++) {
+		if (!svcs[i].in_use || keep[i] || svcs[i].retired)
+			continue;
+		log_info("service %s (%s) removed from the configuration", svcs[i].name, svcs[i].listen);
+		svcs[i].retired = 1;
+		if (svcs[i].listen_fd >= 0) {
+			close(svcs[i].listen_fd); /* the children keep their copy until they go */
+			svcs[i].listen_fd = -1;
+		}
+		if (svcs[i].nproc == 0) {
+			service_close(&svcs[i]);
+			svcs[i].in_use = 0;
+		}
+	}
+}
+
+/* Write the running configuration to a string, to fall back on. */
+static char *config_snapshot(void)
+{
+	int fd = memfd_create("tern-conf", MFD_CLOEXEC);
+	char *text = NULL;
+	off_t len;
+
+	if (fd < 0)
+		return NULL;
+	conf_dump(fd);
+	len = lseek(fd, 0, SEEK_END);
+	if (len >= 0 && len < (1 << 24)) {
+		text = xmalloc((size_t)len + 1);
+		if (pread(fd, text, (size_t)len, 0) != (ssize_t)len) {
+			free(text);
+			text = NULL;
+		} else {
+			text[len] = 0;
+		}
+	}
+	close(fd);
+	return text;
+}
+
+/*
+ * SIGHUP: read the configuration again and replace every child gracefully.
+ * Children get SIGHUP, which means "finish what you are doing, then exit":
+ * idle ones go at once, busy ones after their session or delivery, so no
+ * connection is cut and nothing accepted is lost.  The new generation is
+ * started from the new configuration as the old one drains.  A broken file
+ * changes nothing: the error is logged and the old settings stay.
+ */
+static void reload(const struct master_opts *o)
+{
+	static struct service t[MAX_SERVICES];
+	char err[512], err2[512];
+	char *old = config_snapshot();
+	int n = -1, i;
+
+	if (load_config_checked(o, err, sizeof(err)) == 0)
+		n = services_parse(t, err, sizeof(err));
+	if (n < 0) {
+		log_warning("reload failed, keeping the running configuration: %s", err);
+		if (old && (conf_load_string(old, o->config_path, err2, sizeof(err2)) < 0 ||
+			    conf_finish(err2, sizeof(err2)) < 0))
+			log_fatal("cannot restore the running configuration: %s", err2);
+		free(old);
+		return;
+	}
+	free(old);
+	prepare_queue();
+	install_table(t, n, 0);
+	generation++;
+	for (i = 0; i < MAX_SERVICES; i++)
+		svcs[i].nidle = 0;
+	for (i = 0; i < nchildren; i++)
+		kill(children[i].pid, SIGHUP);
+	log_info("reloaded %s: %d service(s); old processes finish their work and exit", o->config_path, n);
+}
+
 int master_run(const struct master_opts *o)
 {
-	struct pollfd pfd[1 + 64];
+	static struct service t[MAX_SERVICES];
+	struct pollfd pfd[1 + MAX_SERVICES];
+	char err[512];
 	int i, n;
 
 	log_open("tern/master", o->foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG);
@@ -327,20 +516,25 @@ int master_run(const struct master_opts *o)
 	log_set_verbose(o->verbose);
 	install_signals();
 	decide_identity(o);
+	n = services_parse(t, err, sizeof(err));
+	if (n < 0)
+		log_fatal("%s", err);
 	prepare_queue();
-	services_setup(&svcs, &nsvc, owner_uid, owner_gid);
+	take_lock();
+	install_table(t, n, 1);
 	children = xcalloc(MAX_CHILDREN, sizeof(*children));
-	log_info("tern starting: queue %s, smtp on %s", cf.queue_directory, cf.smtpd_listen);
+	log_info("tern starting: queue %s, %d service(s)", cf.queue_directory, n);
 
 	for (;;) {
 		time_t now = time(NULL);
+		enum master_event ev;
 
 		maintain(o, now);
 		n = 0;
 		pfd[n].fd = sigpipe_fds[0];
 		pfd[n++].events = POLLIN;
-		for (i = 0; i < nsvc && n < (int)(sizeof(pfd) / sizeof(pfd[0])); i++) {
-			if (svcs[i].status_rd < 0)
+		for (i = 0; i < MAX_SERVICES; i++) {
+			if (!svcs[i].in_use || svcs[i].status_rd < 0)
 				continue;
 			pfd[n].fd = svcs[i].status_rd;
 			pfd[n++].events = POLLIN;
@@ -350,11 +544,14 @@ int master_run(const struct master_opts *o)
 		now = time(NULL);
 		/* Reap before reading status, and status before forking, so
 		 * idle counts are right when maintain() looks at them. */
-		if (handle_signals(now))
+		ev = handle_signals(now);
+		if (ev == EV_STOP)
 			break;
-		for (i = 0; i < nsvc; i++)
-			if (svcs[i].status_rd >= 0)
+		for (i = 0; i < MAX_SERVICES; i++)
+			if (svcs[i].in_use && svcs[i].status_rd >= 0)
 				read_status(&svcs[i]);
+		if (ev == EV_RELOAD)
+			reload(o);
 	}
 	log_info("stopping");
 	stop_all();

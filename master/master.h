@@ -18,17 +18,30 @@ enum service_kind {
 	SVC_SINGLE   /* exactly one process that owns its socket (the queue manager) */
 };
 
+#define MAX_SERVICES 64
+
 struct service {
+	/* from the table (master_services.c) */
 	char name[32];     /* "smtp", "qmgr", "local", "send" */
+	char type[8];      /* inet, unix, dgram */
 	char program[32];  /* file in daemon_directory */
+	char listen[300];  /* host:port or socket path */
 	enum service_kind kind;
-	char listen[300];  /* host:port or socket path, for logs */
-	int listen_fd;
-	int status_rd, status_wr; /* status pipe (prefork only) */
+	char user[64];
+	uid_t uid;
+	gid_t gid;
+	int chroot;
 	int min_idle;
 	int process_limit;
-	int as_root;       /* keeps root (local: becomes each recipient itself) */
-	int nproc, nidle;
+	long long max_use;
+	long long max_idle;
+	/* run-time state (master.c) */
+	int in_use;        /* a slot of the table */
+	int retired;       /* gone from the config: no new children, closed when empty */
+	int listen_fd;
+	int status_rd, status_wr; /* status pipe (prefork only) */
+	int nproc;         /* children of every generation */
+	int nidle;         /* idle children of the current generation */
 	int all_busy_warned;
 	int fast_exits;        /* consecutive quick abnormal exits */
 	time_t throttle_until; /* no forks before this */
@@ -38,6 +51,7 @@ struct child {
 	pid_t pid;
 	struct service *svc;
 	int idle;
+	int generation; /* the config it was started with; older ones retire */
 	time_t started;
 };
 
@@ -51,7 +65,12 @@ struct master_opts {
 };
 
 /* master_services.c */
-int services_setup(struct service **svcs, int *nsvc, uid_t owner_uid, gid_t owner_gid);
+/* Parse cf's service table (or build the built-in one) into t[MAX_SERVICES];
+ * returns the count, or -1 with "file:line: reason" in err. */
+int services_parse(struct service *t, char *err, size_t errsize);
+int service_bind(struct service *s, uid_t owner_uid, gid_t owner_gid);
+void service_close(struct service *s);
+int service_same_socket(const struct service *a, const struct service *b);
 /* master_spawn.c */
 pid_t spawn_child(struct service *s, const struct master_opts *o);
 /* master_dev.c: write the development config into dir; returns its path (static). */

@@ -4,8 +4,10 @@
  * The child gets exactly the descriptors of proto_master.h (0-2, the
  * listener as 3, the status pipe as 4) and nothing else, dies with the
  * master (PR_SET_PDEATHSIG) and execs its program from daemon_directory
- * with the master's own -c/-o/-f/-v options.  The program drops root itself
- * (daemon_init), so daemon_directory need only be readable by root.
+ * with the master's own -c/-o/-f/-v options plus the service's own:
+ * -o max_use=N -o max_idle=T, -u USER (who to become) and -r (chroot into
+ * the queue directory).  The program drops root itself (daemon_init), so
+ * daemon_directory need only be readable by root.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -46,7 +48,7 @@ static void child_fds(const struct service *s, const struct master_opts *o)
 
 static void child_exec(const struct service *s, const struct master_opts *o)
 {
-	char path[4096], arg0[64];
+	char path[4096], arg0[64], use[64], idle[64];
 	char *argv[MAX_ARGS];
 	int n = 0, i;
 
@@ -56,10 +58,21 @@ static void child_exec(const struct service *s, const struct master_opts *o)
 	argv[n++] = arg0;
 	argv[n++] = (char *)"-c";
 	argv[n++] = (char *)o->config_path;
-	for (i = 0; i < o->noverrides && n < MAX_ARGS - 4; i++) {
+	for (i = 0; i < o->noverrides && n < MAX_ARGS - 16; i++) {
 		argv[n++] = (char *)"-o";
 		argv[n++] = o->overrides[i];
 	}
+	/* Per-service settings ride as options the daemon understands. */
+	snprintf(use, sizeof(use), "max_use=%lld", s->max_use);
+	snprintf(idle, sizeof(idle), "max_idle=%llds", s->max_idle);
+	argv[n++] = (char *)"-o";
+	argv[n++] = use;
+	argv[n++] = (char *)"-o";
+	argv[n++] = idle;
+	argv[n++] = (char *)"-u";
+	argv[n++] = (char *)s->user;
+	if (s->chroot)
+		argv[n++] = (char *)"-r";
 	if (o->foreground)
 		argv[n++] = (char *)"-f";
 	if (o->verbose)

@@ -288,7 +288,9 @@ class Tern:
         with open(self.conf_path, "w") as f:
             f.write("# written by tests/blackbox/tern_harness.py\n")
             for k, v in self.conf.items():
-                f.write("%s = %s\n" % (k, v))
+                # a list value is a repeatable key (service = ...), one line each
+                for item in (v if isinstance(v, list) else [v]):
+                    f.write("%s = %s\n" % (k, item))
 
     def make_transport(self, table):
         src = os.path.join(self.dir, "transport")
