@@ -2,7 +2,9 @@
  * ternctl — the administrator's command-line tool.
  *
  *   ternctl [-c config] makemap FILE          compile FILE into FILE.cdb
- *   ternctl [-c config] [-o key=value] check  validate the configuration
+ *   ternctl [-c config] [-o key=value] check  validate the configuration and
+ *                                             the queue tree's owners/modes
+ *   ternctl [-c config] start|stop|reload|status   control the master
  *   ternctl [-c config] [-o key=value] config [key ...]
  *                                             print the effective values
  *
@@ -17,6 +19,7 @@
 
 #include "cdbmap.h"
 #include "conf.h"
+#include "ctl_master.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -32,7 +35,10 @@ static void usage(void)
 	fprintf(stderr, "usage: ternctl [-c config] [-o key=value] command [args]\n"
 			"commands:\n"
 			"  makemap FILE     compile the text table FILE into FILE.cdb\n"
-			"  check            validate the configuration\n"
+			"  check            validate the configuration and the queue tree's owners and modes\n"
+			"  start | stop     start tern-master in the background / stop it\n"
+			"  reload           re-read the configuration (SIGHUP to the master)\n"
+			"  status           say whether tern runs (exit 0) or not (exit 3)\n"
 			"  config [key...]  print the effective configuration\n");
 	exit(EX_USAGE_CODE);
 }
@@ -122,7 +128,17 @@ int main(int argc, char **argv)
 	if (strcmp(argv[0], "check") == 0) {
 		if (argc != 1)
 			usage();
-		return load_config(config, overrides, noverrides) < 0 ? 1 : 0;
+		if (load_config(config, overrides, noverrides) < 0)
+			return 1;
+		return ctl_check_queue();
+	}
+	if (strcmp(argv[0], "start") == 0 || strcmp(argv[0], "stop") == 0 || strcmp(argv[0], "reload") == 0 ||
+	    strcmp(argv[0], "status") == 0) {
+		if (argc != 1)
+			usage();
+		if (load_config(config, overrides, noverrides) < 0)
+			return 1;
+		return ctl_master(argv[0], config, overrides, noverrides);
 	}
 	if (strcmp(argv[0], "config") == 0) {
 		if (load_config(config, overrides, noverrides) < 0)

@@ -224,6 +224,7 @@ def test_service_users_and_chroot(res):
     res.on_fail.append(t.diagnostics)
     try:
         t.start()
+        h.wait_for(lambda: {"smtpd", "qmgr", "local", "send"} <= set(t.processes().values()), 10)
         procs = t.processes()
         uids = {n: proc_uid(p) for p, n in procs.items()}
         import pwd
@@ -259,12 +260,65 @@ def test_bad_service_line(res):
         t.cleanup()
 
 
+def ternctl(t, *args):
+    r = subprocess.run([h.TERNCTL, "-c", t.conf_path] + list(args), stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    return r.returncode, r.stdout.decode(errors="replace")
+
+
+def test_ternctl_control(res):
+    t = h.Tern(name="ctl", conf={"smtpd_banner": "$myhostname ESMTP ctl-one"})
+    try:
+        rc, out = ternctl(t, "status")
+        res.check("ternctl_status_stopped", rc == 3 and "not running" in out, "%d %s" % (rc, out))
+        rc, out = ternctl(t, "start")
+        res.check("ternctl_start", rc == 0 and "started" in out, "%d %s" % (rc, out))
+        res.check("ternctl_start_serves", h.wait_port(t.port, 10), "port %d not accepting" % t.port)
+        rc, out = ternctl(t, "start")
+        res.check("ternctl_start_twice_refused", rc != 0 and "already running" in out, "%d %s" % (rc, out))
+        rc, out = ternctl(t, "status")
+        res.check("ternctl_status_running", rc == 0 and "running (pid" in out, "%d %s" % (rc, out))
+        t.conf["smtpd_banner"] = "$myhostname ESMTP ctl-two"
+        t.write_conf()
+        rc, out = ternctl(t, "reload")
+        seen = ""
+        for _ in range(50):
+            s, f, seen = banner(t.port)
+            s.close()
+            if "ctl-two" in seen:
+                break
+            time.sleep(0.1)
+        res.check("ternctl_reload", rc == 0 and "ctl-two" in seen, "%d %s / %s" % (rc, out, seen))
+        rc, out = ternctl(t, "stop")
+        res.check("ternctl_stop", rc == 0 and "stopped" in out, "%d %s" % (rc, out))
+        res.check("ternctl_stop_no_process_left", h.wait_for(lambda: not t.processes(), 10),
+                  "left: %s" % t.processes())
+        rc, out = ternctl(t, "check")
+        res.check("ternctl_check_good_tree", rc == 0, "%d %s" % (rc, out))
+        bad = os.path.join(t.queue, "active")
+        os.chmod(bad, 0o755)
+        rc, out = ternctl(t, "check")
+        res.check("ternctl_check_bad_mode", rc == 1 and bad in out and "0700" in out, "%d %s" % (rc, out))
+        os.chmod(bad, 0o700)
+        if os.getuid() == 0:
+            os.chown(bad, 0, 0)
+            rc, out = ternctl(t, "check")
+            res.check("ternctl_check_bad_owner", rc == 1 and bad in out and "owner" in out, "%d %s" % (rc, out))
+    finally:
+        for p in t.processes():
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        t.cleanup()
+
+
 def main():
     res = h.Results()
     if not h.prerequisites_or_fail(res, "master_control"):
         res.exit()
     for fn in (test_reload, test_lock, test_busy_pool, test_kill_one_session,
-               test_service_users_and_chroot, test_bad_service_line):
+               test_service_users_and_chroot, test_bad_service_line, test_ternctl_control):
         try:
             fn(res)
         except Exception as e:  # one broken scenario must not hide the others
