@@ -7,13 +7,18 @@
 #   $(B)/sbin/tern-master, ternctl   the supervisor and the admin tool
 #   $(B)/tests/unit/<dir>/test_<m>   Check unit tests (tests/unit/<dir>/test_<m>.c)
 
-PREFIX     ?= /usr/local
+PREFIX     ?= /usr
 SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
 LIBEXECDIR ?= $(PREFIX)/libexec/tern
 SYSCONFDIR ?= /etc/tern
 MANDIR     ?= $(PREFIX)/share/man
 QUEUEDIR   ?= /var/spool/tern
+UNITDIR    ?= /lib/systemd/system
 DESTDIR    ?=
+# yes: also install mailq and newaliases (and sendmail, once built) under
+# their traditional names; no: tern sits beside another MTA.
+SENDMAIL_LINKS ?= yes
 
 B          ?= build
 CC         ?= cc
@@ -110,13 +115,23 @@ run: deps
 	$(B)/sbin/tern-master -D $(CURDIR)/run
 
 install: all
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
+	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(B)/sbin/tern-master $(B)/sbin/ternctl $(DESTDIR)$(SBINDIR)/
 	install -m 0755 $(B)/libexec/tern/smtpd $(B)/libexec/tern/qmgr \
 	  $(B)/libexec/tern/local $(B)/libexec/tern/send $(DESTDIR)$(LIBEXECDIR)/
 	test -e $(DESTDIR)$(SYSCONFDIR)/tern.conf || install -m 0644 conf/tern.conf $(DESTDIR)$(SYSCONFDIR)/tern.conf
-	install -d $(DESTDIR)/lib/systemd/system
-	install -m 0644 conf/tern.service $(DESTDIR)/lib/systemd/system/tern.service
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' conf/tern.service.in \
+	  > $(DESTDIR)$(UNITDIR)/tern.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/tern.service
+	install -m 0644 man/tern.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 man/ternctl.8 man/tern-master.8 $(DESTDIR)$(MANDIR)/man8/
+	install -d -m 0755 $(DESTDIR)$(QUEUEDIR)
+	if [ "$(SENDMAIL_LINKS)" = yes ]; then \
+	  ln -sf $(SBINDIR)/ternctl $(DESTDIR)$(BINDIR)/mailq; \
+	  ln -sf $(SBINDIR)/ternctl $(DESTDIR)$(BINDIR)/newaliases; \
+	fi
+	@sh scripts/install-users.sh "$(DESTDIR)" "$(QUEUEDIR)"
 
 clean:
 	rm -rf build build-asan
