@@ -68,6 +68,7 @@ struct key {
 #define S(n, d, c, v, doc) { #n, KT_STR, offsetof(struct tern_conf, n), d, 0, 0, c, v, doc }
 #define L(n, d, doc) { #n, KT_LIST, offsetof(struct tern_conf, n), d, 0, 0, KC_NONE, V_ALL, doc }
 #define N(n, t, d, lo, hi, doc) { #n, t, offsetof(struct tern_conf, n), d, lo, hi, KC_NONE, 0, doc }
+/* A key that may appear many times; each occurrence is kept with its line. */
 #define M(n, doc) { #n, KT_MULTI, offsetof(struct tern_conf, n), "", 0, 0, KC_NONE, 0, doc }
 
 static const struct key keys[] = {
@@ -84,6 +85,7 @@ static const struct key keys[] = {
 	S(daemon_directory, TERN_LIBEXECDIR, KC_ABSPATH, V_ALL, "where the tern daemons are installed"),
 	S(mail_owner, "tern", KC_NONEMPTY, V_ALL, "unprivileged user the daemons run as"),
 	S(syslog_name, "tern", KC_NONEMPTY, V_ALL, "prefix of the syslog ident"),
+	S(setgid_group, "ternpost", KC_NONEMPTY, V_ALL, "group of the setgid postdrop helper; owns maildrop/ and public/"),
 	L(smtpd_listen, "0.0.0.0:25", "SMTP listen addresses (host:port)"),
 	S(smtpd_banner, "$myhostname ESMTP tern", KC_NONEMPTY, V_ALL, "text after 220 in the greeting"),
 	N(smtpd_timeout, KT_TIME, "300s", 1, DAY, "idle limit for an SMTP client"),
@@ -98,6 +100,10 @@ static const struct key keys[] = {
 	N(maximal_backoff, KT_TIME, "4000s", 1, 30 * DAY, "longest retry delay"),
 	N(maximal_queue_lifetime, KT_TIME, "5d", 0, 100 * DAY, "age at which deferred mail is bounced"),
 	N(bounce_queue_lifetime, KT_TIME, "5d", 0, 100 * DAY, "the same for bounces"),
+	N(delay_warning_time, KT_TIME, "0s", 0, 100 * DAY, "send a delay DSN after this long; 0: never"),
+	N(qmgr_message_active_limit, KT_INT, "1000", 10, 100000, "messages the queue manager holds in memory"),
+	S(virtual_alias_maps, "", KC_ABSPATH_OR_EMPTY, V_ALL, "virtual alias table (FILE; lookups use FILE.cdb)"),
+	L(virtual_alias_domains, "", "domains whose addresses exist only as virtual_alias_maps keys"),
 	N(default_destination_concurrency_limit, KT_INT, "20", 1, 1000, "parallel deliveries per destination"),
 	N(local_destination_concurrency_limit, KT_INT, "2", 1, 1000, "parallel local deliveries per user"),
 	N(default_destination_recipient_limit, KT_INT, "50", 1, DELIVER_MAX_RCPT,
@@ -105,10 +111,44 @@ static const struct key keys[] = {
 	S(home_mailbox, "Maildir/", KC_RELPATH, V_ALL, "mailbox relative to home; a trailing / means Maildir"),
 	S(recipient_delimiter, "+", KC_NONE, V_ALL, "characters separating user and extension"),
 	S(local_mailbox_base, "", KC_ABSPATH_OR_EMPTY, V_ALL, "if set: deliver to base/USER/Maildir/ without Unix accounts"),
+	S(mail_spool_directory, "/var/mail", KC_ABSPATH, V_ALL, "mbox spool directory (home_mailbox empty)"),
+	N(mailbox_size_limit, KT_SIZE, "51200000", 0, 1LL << 40, "largest mbox/file mailbox in bytes; 0: no limit"),
+	S(default_privs, "nobody", KC_NONEMPTY, V_ALL, "user that runs alias commands and file deliveries"),
+	S(forward_path, ".forward", KC_RELPATH, V_ALL, "forward file relative to the home directory; empty: none"),
+	L(allow_mail_to_commands, "alias, forward", "where |command targets are allowed (alias, forward, include)"),
+	L(allow_mail_to_files, "alias, forward", "where /file targets are allowed (alias, forward, include)"),
+	N(command_time_limit, KT_TIME, "1000s", 1, DAY, "time limit of a pipe delivery"),
+	S(virtual_mailbox_base, "", KC_ABSPATH_OR_EMPTY, V_ALL, "directory the virtual mailbox paths are relative to"),
+	S(virtual_mailbox_maps, "", KC_ABSPATH_OR_EMPTY, V_ALL, "virtual mailbox table (FILE; lookups use FILE.cdb)"),
+	L(virtual_mailbox_domains, "", "domains whose users have virtual mailboxes"),
+	S(virtual_uid_maps, "", KC_NONE, V_ALL, "uid of virtual mailboxes: static:N"),
+	S(virtual_gid_maps, "", KC_NONE, V_ALL, "gid of virtual mailboxes: static:N"),
 	N(smtp_connect_timeout, KT_TIME, "30s", 1, 3600, "TCP connect limit for remote delivery"),
-	N(smtp_reply_timeout, KT_TIME, "300s", 1, DAY, "wait for each remote SMTP reply"),
+	N(smtp_helo_timeout, KT_TIME, "300s", 1, DAY, "wait for the greeting and the EHLO/HELO reply"),
+	N(smtp_mail_timeout, KT_TIME, "300s", 1, DAY, "wait for the MAIL FROM reply"),
+	N(smtp_rcpt_timeout, KT_TIME, "300s", 1, DAY, "wait for each RCPT TO reply"),
+	N(smtp_data_init_timeout, KT_TIME, "120s", 1, DAY, "wait for the DATA reply"),
+	N(smtp_data_xfer_timeout, KT_TIME, "180s", 1, DAY, "limit for each write of message content"),
+	N(smtp_data_done_timeout, KT_TIME, "600s", 1, DAY, "wait for the reply to the end of data"),
+	N(smtp_quit_timeout, KT_TIME, "300s", 1, DAY, "wait for the QUIT reply"),
+	N(smtp_rset_timeout, KT_TIME, "20s", 1, DAY, "wait for the RSET reply (connection reuse)"),
+	N(smtp_connection_reuse_count_limit, KT_INT, "100", 1, 100000, "messages per reused SMTP connection"),
+	N(smtp_connection_reuse_time_limit, KT_TIME, "300s", 0, DAY, "age after which an SMTP connection is not reused"),
+	S(smtp_address_preference, "any", KC_NONEMPTY, 0, "try IPv4 or IPv6 addresses first: any, ipv4, ipv6"),
+	S(resolver, "", KC_NONE, 0, "nameserver for remote delivery lookups (ip or ip:port); empty: resolv.conf"),
+	L(debug_peer_list, "", "domains, hosts or IPs whose SMTP conversation send logs"),
 	N(smtputf8_enable, KT_BOOL, "yes", 0, 1, "offer SMTPUTF8 (UTF-8 addresses)"),
 	N(strict_rfc821_envelopes, KT_BOOL, "no", 0, 1, "reject MAIL/RCPT addresses without < >"),
+	S(bare_newline, "normalize", KC_NONEMPTY, 0, "bare CR or LF in message content: normalize or reject"),
+	N(disable_vrfy_command, KT_BOOL, "no", 0, 1, "answer VRFY with 502"),
+	N(smtpd_peername_lookup, KT_BOOL, "yes", 0, 1, "look up the client's verified reverse name"),
+	N(smtpd_greet_pause, KT_TIME, "0s", 0, 60, "wait before the greeting; reject clients that talk first"),
+	N(smtpd_hard_error_limit, KT_INT, "20", 1, 1000, "errors before smtpd disconnects with 421"),
+	N(smtpd_junk_command_limit, KT_INT, "100", 1, 100000, "NOOP/RSET/VRFY/HELP before each counts as an error"),
+	N(smtpd_text_line_limit, KT_INT, "1000", 0, 1000000, "longest message line with CRLF; 0: no limit"),
+	N(header_size_limit, KT_SIZE, "102400", 1024, 1LL << 30, "largest message header in bytes"),
+	N(hopcount_limit, KT_INT, "50", 1, 1000, "Received: headers before a message is refused"),
+	N(smtpd_min_data_rate, KT_INT, "500", 0, 1LL << 30, "bytes/s a client must keep up in DATA/BDAT; 0: off"),
 	M(service, "master service table entry (repeatable; none: the built-in table)"),
 };
 
@@ -696,7 +736,8 @@ static int check_value(const struct key *k, const char *v, char *why, size_t why
 		}
 		break;
 	case KC_RELPATH:
-		if (*v == '\0' || *v == '/' || strstr(v, "..") != NULL) {
+		/* Empty is allowed: home_mailbox "" means mbox, forward_path "" none. */
+		if (*v == '/' || strstr(v, "..") != NULL) {
 			snprintf(why, whysize, "must be a path relative to the home directory, without \"..\"");
 			return -1;
 		}
@@ -756,6 +797,10 @@ static int finish_cross(char *err, size_t errsize)
 		snprintf(why, sizeof(why), "smtpd_min_idle (%lld) is larger than default_process_limit (%lld)",
 			 cf.smtpd_min_idle, cf.default_process_limit);
 		return key_error(key_find("smtpd_min_idle", 14), err, errsize, why);
+	}
+	if (strcmp(cf.bare_newline, "normalize") != 0 && strcmp(cf.bare_newline, "reject") != 0) {
+		snprintf(why, sizeof(why), "must be \"normalize\" or \"reject\"");
+		return key_error(key_find("bare_newline", 12), err, errsize, why);
 	}
 	return 0;
 }

@@ -48,6 +48,7 @@ struct tern_conf {
 	char *daemon_directory;  /* default: $(PREFIX)/libexec/tern */
 	char *mail_owner;        /* unprivileged user; default: tern */
 	char *syslog_name;       /* default: tern */
+	char *setgid_group;      /* group of postdrop; owns maildrop/ and public/; default: ternpost */
 
 	/* smtpd */
 	char *smtpd_listen;      /* list of host:port; default: "0.0.0.0:25" */
@@ -68,6 +69,10 @@ struct tern_conf {
 	long long maximal_backoff;        /* time; default 4000s */
 	long long maximal_queue_lifetime; /* time; default 5d */
 	long long bounce_queue_lifetime;  /* time; default 5d */
+	long long delay_warning_time;     /* time; default 0 (no delay DSNs) */
+	long long qmgr_message_active_limit; /* int; default 1000 */
+	char *virtual_alias_maps;         /* table (FILE, opened as FILE.cdb); default "" */
+	char *virtual_alias_domains;      /* list; default "" */
 	long long default_destination_concurrency_limit; /* int; default 20 */
 	long long local_destination_concurrency_limit;   /* int; default 2 */
 	long long default_destination_recipient_limit;   /* int; default 50 */
@@ -76,14 +81,52 @@ struct tern_conf {
 	char *home_mailbox;        /* default: "Maildir/" */
 	char *recipient_delimiter; /* default: "+" */
 	char *local_mailbox_base;  /* default: "" ; set: every local recipient gets base/USER/Maildir/ without Unix accounts */
+	char *mail_spool_directory; /* default: /var/mail (mbox when home_mailbox is empty) */
+	long long mailbox_size_limit; /* size; default 51200000; 0: none */
+	char *default_privs;       /* user for alias commands/files; default: nobody */
+	char *forward_path;        /* .forward file relative to home; default ".forward"; "" off */
+	char *allow_mail_to_commands; /* list of alias, forward, include; default "alias, forward" */
+	char *allow_mail_to_files;    /* list of alias, forward, include; default "alias, forward" */
+	long long command_time_limit; /* time; default 1000s */
+	char *virtual_mailbox_base;   /* default "" */
+	char *virtual_mailbox_maps;   /* table FILE (FILE.cdb): address -> path under the base */
+	char *virtual_mailbox_domains; /* list; default "" */
+	char *virtual_uid_maps;       /* "static:N"; default "" */
+	char *virtual_gid_maps;       /* "static:N"; default "" */
 
 	/* remote delivery */
 	long long smtp_connect_timeout; /* time; default 30s */
-	long long smtp_reply_timeout;   /* time; default 300s */
+	long long smtp_helo_timeout;    /* time; default 300s: greeting and EHLO/HELO replies */
+	long long smtp_mail_timeout;    /* time; default 300s */
+	long long smtp_rcpt_timeout;    /* time; default 300s */
+	long long smtp_data_init_timeout; /* time; default 120s: reply to DATA */
+	long long smtp_data_xfer_timeout; /* time; default 180s: each content write */
+	long long smtp_data_done_timeout; /* time; default 600s: reply to "." */
+	long long smtp_quit_timeout;    /* time; default 300s */
+	long long smtp_rset_timeout;    /* time; default 20s */
+	long long smtp_connection_reuse_count_limit; /* int; default 100 */
+	long long smtp_connection_reuse_time_limit;  /* time; default 300s */
+	char *smtp_address_preference;  /* any | ipv4 | ipv6; default any */
+	char *resolver;                 /* "ip:port" nameserver for send; default "" (resolv.conf) */
+	char *debug_peer_list;          /* list of domains/hosts/IPs whose SMTP conversation is logged */
 
 	/* address syntax (added after the first draft; kept last) */
 	int smtputf8_enable;            /* bool; default yes: offer SMTPUTF8 */
 	int strict_rfc821_envelopes;    /* bool; default no: tolerate MAIL FROM:user@dom without < > */
+
+	/* smtpd limits and policy (issue 3) */
+	char *bare_newline;               /* "normalize" (default) or "reject" */
+	int disable_vrfy_command;         /* bool; default no */
+	int smtpd_peername_lookup;        /* bool; default yes: reverse + forward-confirmed client name */
+	long long smtpd_greet_pause;      /* time; default 0s: wait before the 220, reject early talkers */
+	long long smtpd_hard_error_limit; /* int; default 20: errors before 421 4.7.0 */
+	long long smtpd_junk_command_limit; /* int; default 100: NOOP/RSET/VRFY/HELP before they count as errors */
+	long long smtpd_text_line_limit;  /* int; default 1000: message line octets with CRLF, 0 = none */
+	long long header_size_limit;      /* size; default 102400 */
+	long long hopcount_limit;         /* int; default 50: Received: headers */
+	long long smtpd_min_data_rate;    /* int; default 500 bytes/s, 0 = only smtpd_timeout */
+
+	/* the master's service table: repeatable "service = ..." lines (master/master_services.c) */
 	struct conf_lines service;
 };
 
@@ -103,6 +146,7 @@ int conf_override(const char *kv, char *err, size_t errsize);
 int conf_finish(char *err, size_t errsize);
 /* Write every key = value (effective values) to fd, in table order. */
 void conf_dump(int fd);
+/* Name of the file last loaded (for messages about repeatable keys). */
 const char *conf_file(void);
 /* 1 if name is a known key. */
 int conf_known(const char *name);

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "server.h"
 #include "sock.h"
 #include "xalloc.h"
 
@@ -649,7 +650,9 @@ void deliver_serve(int sock, int timeout_ms, deliver_fn deliver)
 		if (!ok)
 			log_warning("%s: cannot send the delivery results: %s", r.queue_id, strerror(errno));
 		deliver_request_free(&r);
-		if (!ok)
+		/* Stopping or retiring (the master reloads): no further request;
+		 * the queue manager sends it on a fresh connection. */
+		if (!ok || server_terminating)
 			return;
 	}
 }

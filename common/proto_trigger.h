@@ -14,7 +14,8 @@
 
 enum trigger {
 	TRIGGER_INCOMING = 'I', /* new message(s) in incoming/ */
-	TRIGGER_FLUSH = 'F'     /* retry deferred mail now (sendmail -q, ternctl flush) */
+	TRIGGER_FLUSH = 'F',    /* retry deferred mail now (sendmail -q, ternctl flush) */
+	TRIGGER_REVIVE = 'R'    /* forget dead destinations, scan incoming/ (ternctl flush DOMAIN) */
 };
 
 /* Send a trigger to the queue manager of queue_dir; errors are ignored (the

@@ -11,8 +11,9 @@
 
 # The one list.  build: gcc/make/libc headers, pkg-config, OpenSSL, tinycdb,
 # Check.  tests: python3 (black-box harness), swaks (README example),
-# procps (ps), strace (durability test), iproute2 (ss, for debugging ports).
-PACKAGES="build-essential pkg-config libssl-dev libcdb-dev check python3 swaks procps strace iproute2"
+# procps (ps), strace (durability test), iproute2 (ss, for debugging ports),
+# clang + libclang-rt-14-dev (libFuzzer targets in tests/fuzz/).
+PACKAGES="build-essential pkg-config libssl-dev libcdb-dev check python3 swaks procps strace iproute2 clang libclang-rt-14-dev dnsmasq-base"
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "deps.sh: not a Debian system; tern needs: a C11 compiler, GNU make, pkg-config," >&2

@@ -8,6 +8,8 @@
 #   black-box tests: tests/blackbox/test_*.py (print "PASS name" / "FAIL name: reason"
 #                    lines; a script that exits non-zero without a FAIL line, or
 #                    prints nothing, counts as 1 failure)
+#   fuzz targets:    tests/fuzz/fuzz_*.c through tests/fuzz/run.sh, only when
+#                    clang is installed; each target counts as 1 pass or fail
 #
 # Each program gets at most $TEST_TIMEOUT seconds (default 300).
 # Usage: B=build sh tests/run.sh [PATTERN]   (PATTERN: only tests whose path contains it)
@@ -116,6 +118,34 @@ for t in "$TOP"/tests/blackbox/test_*.py; do
 	echo "blackbox ${t#"$TOP"/}"
 	run_blackbox "$t"
 done
+
+# libFuzzer targets (tests/fuzz/fuzz_*.c), each one pass or fail, only when
+# clang is installed (tests/fuzz/run.sh builds and runs them ~10 s each).
+fuzz_match=
+for t in "$TOP"/tests/fuzz/fuzz_*.c; do
+	[ -f "$t" ] || continue
+	case "$t" in *"$PATTERN"*) fuzz_match="$fuzz_match $(basename "$t" .c)" ;; esac
+done
+if [ -n "$fuzz_match" ] && { command -v clang >/dev/null 2>&1 || command -v clang-14 >/dev/null 2>&1; }; then
+	for f in $fuzz_match; do
+		echo "fuzz $f"
+		out="$tmp/out"
+		sh "$TOP/tests/fuzz/run.sh" "$f" >"$out" 2>&1
+		rc=$?
+		p=$(grep -c "^PASS $f\$" "$out")
+		if [ "$p" -ge 1 ] && [ "$rc" = 0 ]; then
+			passed=$((passed + 1))
+			echo "  PASS $f"
+		else
+			failed=$((failed + 1))
+			why=$(grep "^FAIL $f" "$out" | head -n 1)
+			[ -n "$why" ] || why="tests/fuzz/run.sh exit status $rc"
+			echo "  $why"
+			sed 's/^/    | /' "$out" | tail -n 30
+			note_failure "$f" "$why"
+		fi
+	done
+fi
 
 if [ "$failed" -gt 0 ]; then
 	echo

@@ -611,6 +611,8 @@ class _SinkHandler(socketserver.StreamRequestHandler):
                             break
                         wire += l
                     sink.store(sender, list(rcpts), wire, _unstuff(wire))
+                    if sink.data_delay:
+                        time.sleep(sink.data_delay)  # a slow peer (stalls its reply)
                     self.out("250 2.0.0 Ok: stored")
                     sender, rcpts = None, []
                 elif verb == "RSET":
@@ -651,6 +653,7 @@ class SmtpSink:
         self.server = None
         self.thread = None
         self.rcpt_replies = {}  # address -> reply line (default 250)
+        self.data_delay = 0     # seconds to stall before the reply to the end of DATA
 
     def rcpt_reply(self, rcpt):
         return self.rcpt_replies.get(rcpt.lower(), "250 2.1.5 Ok")
