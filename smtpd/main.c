@@ -10,5 +10,6 @@ int
 main(int argc, char **argv)
 {
 	daemon_init(argc, argv, "smtpd");
+	smtpd_init();
 	server_prefork(smtpd_serve);
 }

@@ -16,14 +16,39 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <resolv.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "conf.h"
+#include "localrcpt.h"
 #include "log.h"
+#include "resolve.h"
 #include "smtpd.h"
 #include "sock.h"
+
+void
+smtpd_init(void)
+{
+	char err[512];
+
+	if (strcmp(cf.bare_newline, "normalize") != 0 && strcmp(cf.bare_newline, "reject") != 0)
+		log_fatal("bare_newline = %s: must be normalize or reject", cf.bare_newline);
+	if (localrcpt_init(err, sizeof(err)) < 0)
+		log_fatal("%s", err);
+	if (resolve_init(err, sizeof(err)) < 0)
+		log_fatal("%s", err);
+	/* Bound the reverse lookups (smtpd_peer.c): 2 s per try, one retry. */
+	if (res_init() == 0) {
+		_res.retrans = 2;
+		_res.retry = 1;
+	}
+}
 
 const char *
 smtpd_proto_name(const struct smtpd_session *s)
@@ -59,6 +84,11 @@ smtpd_reply_421(struct smtpd_session *s, const char *dsn, const char *text)
 void
 smtpd_txn_reset(struct smtpd_session *s)
 {
+	if (s->bdat != NULL) {
+		smtpd_content_abort(s->bdat);
+		free(s->bdat);
+		s->bdat = NULL;
+	}
 	qf_envelope_free(&s->env);
 	qf_envelope_init(&s->env);
 	s->in_mail = 0;
@@ -115,7 +145,10 @@ session_step(struct smtpd_session *s)
 		return -1;
 	lr_set_flags(&s->lr, 0);
 	lr_set_max(&s->lr, SMTPD_CMD_MAX);
+	/* The whole command line within smtpd_timeout, not just each read. */
+	stream_record_start(s->st, cf.smtpd_min_data_rate);
 	r = lr_getline(&s->lr, &s->line, &ending);
+	stream_record_end(s->st);
 	switch (r) {
 	case LR_TOOLONG:
 		smtpd_reply(s, "500 5.5.2 Error: line too long");
@@ -163,9 +196,17 @@ smtpd_session_run(struct smtpd_stream *st, const char *ip, const char *name)
 	s.trusted = smtpd_check_client_trusted(s.ip);
 
 	log_info("connect from %s[%s]", s.name, s.ip);
-	smtpd_reply(&s, "220 %s", cf.smtpd_banner && *cf.smtpd_banner ? cf.smtpd_banner : cf.myhostname);
+	/* A client that talks before the greeting is not waiting for replies:
+	 * a spam engine, or a command injection. */
+	if (stream_input_within(st, (int)(cf.smtpd_greet_pause * 1000))) {
+		log_info("improper command pipelining after CONNECT from %s[%s]", s.name, s.ip);
+		smtpd_reply(&s, "554 5.5.0 Error: SMTP protocol synchronization");
+		s.done = 1;
+	} else {
+		smtpd_reply(&s, "220 %s", cf.smtpd_banner && *cf.smtpd_banner ? cf.smtpd_banner : cf.myhostname);
+	}
 	while (!s.done && !stream_failed(st)) {
-		if (s.errors >= SMTPD_ERROR_LIMIT) {
+		if (s.errors >= cf.smtpd_hard_error_limit) {
 			log_info("too many errors after %s from %s[%s]", s.where, s.name, s.ip);
 			smtpd_reply_421(&s, "4.7.0", "Error: too many errors");
 			break;
@@ -176,9 +217,40 @@ smtpd_session_run(struct smtpd_stream *st, const char *ip, const char *name)
 	stream_flush(st);
 	log_disconnect(&s);
 
+	/* A BDAT transfer the client abandoned: remove its queue file. */
+	smtpd_txn_reset(&s);
 	qf_envelope_free(&s.env);
 	buf_free(&s.line);
 	lr_free(&s.lr);
+}
+
+/*
+ * End the connection without losing our last reply: closing a socket that
+ * still holds unread client bytes (an early talker, a client that pipelined
+ * past a 421) makes the kernel send RST, and the peer may then never read
+ * the reply.  So: send FIN, and discard what the client still sends until it
+ * closes too - at most 64 KB and 1 s, so a client cannot hold the process.
+ */
+static void
+lingering_close(int fd)
+{
+	char junk[4096];
+	size_t total = 0;
+	int i;
+
+	if (shutdown(fd, SHUT_WR) < 0)
+		return;
+	for (i = 0; i < 20 && total < 65536; i++) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&pfd, 1, 50) <= 0)
+			continue;
+		r = read(fd, junk, sizeof(junk));
+		if (r <= 0)
+			return; /* the client closed (or the connection failed) */
+		total += (size_t)r;
+	}
 }
 
 void
@@ -186,6 +258,7 @@ smtpd_serve(int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
 	struct smtpd_stream st;
 	char ip[SMTPD_IP_MAX];
+	char name[SMTPD_NAME_MAX];
 	const char *shown = ip;
 	long long ms;
 	int port = 0;
@@ -205,6 +278,8 @@ smtpd_serve(int fd, const struct sockaddr *peer, socklen_t peerlen)
 	else
 		ms = cf.smtpd_timeout * 1000;
 	stream_init_fd(&st, fd, (int)ms);
-	smtpd_session_run(&st, shown, "unknown");
+	smtpd_peername(peer, peerlen, shown, name, sizeof(name));
+	smtpd_session_run(&st, shown, name);
 	stream_free(&st);
+	lingering_close(fd);
 }

@@ -6,8 +6,13 @@
  *   smtpd_cmd.c    the command table {verb, check, proceed, flags} and the
  *                  HELO/EHLO/MAIL/RCPT/RSET/NOOP/QUIT/HELP/VRFY/EXPN handlers
  *   smtpd_check.c  recipient policy: local domains, relay domains, mynetworks
- *   smtpd_data.c   DATA: reading, dot-unstuffing, the Received: header, the
- *                  queue file and the final reply
+ *   smtpd_data.c   DATA: reading, dot-unstuffing, bare CR/LF handling
+ *   smtpd_bdat.c   BDAT (RFC 3030 CHUNKING): chunks of exact byte counts
+ *   smtpd_content.c the content sink both feed: the Received: header, the
+ *                  queue file, the content limits and the final reply
+ *   smtpd_esmtp.c  ESMTP parameter parsing (SIZE, BODY, SMTPUTF8, RET,
+ *                  ENVID, NOTIFY, ORCPT), pure functions the fuzzer drives
+ *   smtpd_peer.c   the client's forward-confirmed reverse name
  *   smtpd_stream.c buffered connection I/O with deadlines (TLS slots in here)
  *
  * Everything the client sends arrives through the one bounded line reader
@@ -28,7 +33,6 @@
 
 #define SMTPD_CMD_MAX 510        /* command line octets without CRLF (RFC 5321 4.5.3.1.4: 512 with it) */
 #define SMTPD_DATA_PIECE 4096    /* content is read in pieces of at most this many bytes */
-#define SMTPD_ERROR_LIMIT 20     /* error replies before 421 4.7.0 and disconnect */
 #define SMTPD_RCPT_OVERSHOOT 1000 /* 452s past the recipient limit before they count as errors */
 #define SMTPD_HELO_MAX 255       /* longest HELO/EHLO argument accepted */
 #define SMTPD_IP_MAX 64
@@ -36,6 +40,26 @@
 #define SMTPD_NCMD 16            /* room in the per-command counters */
 
 enum smtpd_proto { SMTPD_PROTO_NONE = 0, SMTPD_PROTO_SMTP, SMTPD_PROTO_ESMTP };
+
+/*
+ * Where message content goes, for DATA and BDAT alike: the caller hands it
+ * pieces of lines with their line ends already decided (CRLF, and bare CR
+ * or LF, are all line ends here; the caller sets `bare` when it saw one);
+ * the sink writes them with LF line ends and keeps the content limits.
+ */
+struct smtpd_content {
+	struct qf_writer w;
+	unsigned long long size;     /* client bytes, counted with CRLF line ends */
+	unsigned long long written;  /* bytes put into the queue file's content */
+	unsigned long long line_len; /* octets of the current line so far */
+	unsigned long long header_bytes;
+	unsigned hops;               /* Received: headers from the client */
+	char head[10];               /* first bytes of the current line */
+	size_t headlen;
+	int in_header;               /* still in the header section */
+	int too_big, bare, long_line, header_big;
+	int pending_cr;              /* BDAT: a chunk ended with CR */
+};
 
 struct smtpd_session {
 	struct smtpd_stream *st;
@@ -54,9 +78,11 @@ struct smtpd_session {
 	struct qf_envelope env;      /* sender, recipients, flags */
 	unsigned long long declared_size; /* MAIL FROM SIZE=, 0 if not given */
 	unsigned rcpt_overshoot;     /* RCPTs refused by the recipient limit */
+	struct smtpd_content *bdat;  /* BDAT in progress (owned), NULL otherwise */
 
 	/* the session */
 	int errors;                  /* error replies so far */
+	unsigned junk;               /* NOOP/RSET/VRFY/HELP so far */
 	int done;                    /* end the session after this command */
 	const char *where;           /* last command verb, for "lost connection after X" */
 	unsigned cmd_ok[SMTPD_NCMD]; /* per command-table entry: successes ... */
@@ -65,6 +91,10 @@ struct smtpd_session {
 };
 
 /* ---- smtpd.c ---- */
+
+/* Once per process, after the configuration is loaded: check smtpd's keys
+ * and open the recipient tables (log_fatal on failure). */
+void smtpd_init(void);
 
 /* Serve one accepted connection (the prefork skeleton's callback). */
 void smtpd_serve(int fd, const struct sockaddr *peer, socklen_t peerlen);
@@ -87,7 +117,8 @@ const char *smtpd_proto_name(const struct smtpd_session *s);
 
 enum smtpd_cmd_flags {
 	CMD_NOARGS = 1,  /* arguments are a syntax error (501) */
-	CMD_ARGS = 2     /* an argument is required (501) */
+	CMD_ARGS = 2,    /* an argument is required (501) */
+	CMD_JUNK = 4     /* counts toward smtpd_junk_command_limit */
 };
 
 struct smtpd_cmd {
@@ -118,6 +149,46 @@ int smtpd_check_client_trusted(const char *ip);
 /* Recipient policy for a parsed recipient with a domain.  0: accept;
  * -1: refuse, with the complete reply line in reply. */
 int smtpd_check_rcpt(const struct addr *rcpt, int trusted, char *reply, size_t replysize);
+
+/* ---- smtpd_esmtp.c ---- */
+
+/* Next "KEY[=VALUE]" of an ESMTP parameter list at *p (modified in place).
+ * 1 with *key and *value (NULL without '='), 0 at the end, -1 on bad syntax. */
+int smtpd_next_param(char **p, char **key, char **value);
+/* 1 when s is valid xtext (RFC 3461 4) of at most max octets whose decoded
+ * form is printable ASCII (no control characters). */
+int smtpd_xtext_ok(const char *s, size_t max);
+/* NOTIFY value: "NEVER" or a list of SUCCESS, FAILURE, DELAY.  The NOTIFY_ flag
+ * bits, or 0 when invalid. */
+unsigned smtpd_parse_notify(const char *v);
+/* ORCPT value "addr-type;xtext" (RFC 3461 4.2): 1 when valid. */
+int smtpd_orcpt_ok(const char *v);
+/* BDAT arguments "SIZE [LAST]": 0 with size and last set, -1 on bad syntax. */
+int smtpd_parse_bdat(const char *args, unsigned long long *size, int *last);
+
+/* ---- smtpd_content.c ---- */
+
+/* Open the queue file and write tern's Received: header.  0, or -1 after an
+ * error reply (452 4.3.1 / 451 4.3.0). */
+int smtpd_content_begin(struct smtpd_session *s, struct smtpd_content *c);
+/* Append n bytes of the current line; eol: the line ends after them. */
+void smtpd_content_put(struct smtpd_content *c, const char *p, size_t n, int eol);
+/* The message is complete: check the limits, commit, reply (250 only after
+ * the commit).  0 when queued, -1 after an error reply. */
+int smtpd_content_finish(struct smtpd_session *s, struct smtpd_content *c);
+/* Give up: remove the queue file. */
+void smtpd_content_abort(struct smtpd_content *c);
+
+/* ---- smtpd_bdat.c ---- */
+
+/* The BDAT command (args as after the verb).  Returns 0, or -1 for an error reply. */
+int smtpd_bdat(struct smtpd_session *s, char *args);
+
+/* ---- smtpd_peer.c ---- */
+
+/* The forward-confirmed reverse name of the peer into name[size], or
+ * "unknown".  ip is the address as smtpd shows it (IPv4-mapped unwrapped). */
+void smtpd_peername(const struct sockaddr *peer, socklen_t len, const char *ip, char *name, size_t size);
 
 /* ---- smtpd_data.c ---- */
 

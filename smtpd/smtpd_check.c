@@ -3,10 +3,12 @@
  *
  * Public: smtpd_check_client_trusted, smtpd_check_rcpt.
  *
- * A recipient is accepted when its domain is local (mydestination: any
- * local part for now, the local agent decides), when it is a relay domain
- * (relay_domains), or when the client is trusted (mynetworks).  Anything
- * else is "554 5.7.1 Relay access denied".  An untrusted client never gets a
+ * A recipient may be accepted when its domain is local (mydestination),
+ * when it is a relay domain (relay_domains), or when the client is trusted
+ * (mynetworks).  Anything else is "554 5.7.1 Relay access denied".  Then
+ * resolve_rcpt_check (shared with the queue manager) decides whether tern
+ * would deliver it: a local recipient that does not exist is "550 5.1.1",
+ * a table that cannot be read "451 4.3.0".  An untrusted client never gets a
  * local part that another mail system could read as a route to somewhere
  * else ("user%other", "other!user", "\"user@other\""), even at a local
  * domain: those are the classic open-relay tricks.
@@ -22,6 +24,7 @@
 #include "cidr.h"
 #include "conf.h"
 #include "log.h"
+#include "resolve.h"
 #include "smtpd.h"
 #include "strutil.h"
 #include "xalloc.h"
@@ -60,14 +63,26 @@ smtpd_check_rcpt(const struct addr *rcpt, int trusted, char *reply, size_t reply
 	const char *dest = cf.mydestination != NULL ? cf.mydestination : "";
 	const char *relay = cf.relay_domains != NULL ? cf.relay_domains : "";
 
-	if (trusted)
-		return 0;
-	if (!has_route_chars(rcpt->local)) {
-		if (rcpt->domain[0] != '\0' && list_has_domain(dest, rcpt->domain))
-			return 0;
-		if (rcpt->domain[0] != '\0' && list_has_domain(relay, rcpt->domain))
-			return 0;
+	int ok = trusted;
+
+	if (!ok && !has_route_chars(rcpt->local) && rcpt->domain[0] != '\0')
+		ok = list_has_domain(dest, rcpt->domain) || list_has_domain(relay, rcpt->domain);
+	if (!ok) {
+		snprintf(reply, replysize, "554 5.7.1 <%s>: Relay access denied", rcpt->mailbox);
+		return -1;
 	}
-	snprintf(reply, replysize, "554 5.7.1 <%s>: Relay access denied", rcpt->mailbox);
+	/* The same routing and existence check the queue manager applies. */
+	switch (resolve_rcpt_check(rcpt->mailbox)) {
+	case RCPT_ACCEPT:
+		return 0;
+	case RCPT_UNKNOWN:
+		snprintf(reply, replysize,
+			 "550 5.1.1 <%s>: Recipient address rejected: User unknown in local recipient table",
+			 rcpt->mailbox);
+		return -1;
+	case RCPT_TEMPFAIL:
+		break;
+	}
+	snprintf(reply, replysize, "451 4.3.0 <%s>: Temporary lookup failure", rcpt->mailbox);
 	return -1;
 }

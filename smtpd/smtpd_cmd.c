@@ -47,6 +47,8 @@ check_rcpt(const struct smtpd_session *s)
 {
 	if (!s->in_mail)
 		return "503 5.5.1 Error: need MAIL command";
+	if (s->bdat != NULL)
+		return "503 5.5.1 Error: BDAT in progress";
 	return NULL;
 }
 
@@ -57,64 +59,13 @@ check_data(const struct smtpd_session *s)
 		return "503 5.5.1 Error: need MAIL command";
 	if (s->env.nrcpt == 0)
 		return "503 5.5.1 Error: need RCPT command";
+	/* RFC 3030 2: DATA and BDAT may not be mixed in one transaction. */
+	if (s->bdat != NULL)
+		return "503 5.5.1 Error: BDAT and DATA cannot be mixed";
 	return NULL;
 }
 
 /* ---- ESMTP parameters ---- */
-
-static int
-is_keychar(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
-}
-
-/*
- * Next "KEY[=VALUE]" of an ESMTP parameter list at *p (modified in place:
- * the key and value are NUL-terminated).  Returns 1 with *key and *value
- * (value NULL when there is no '='), 0 at the end, -1 on bad syntax:
- * a key that is empty ("=x") or not alphanumeric, an empty value ("KEY="),
- * or a value with characters outside %d33-126 or with '='.
- */
-static int
-next_param(char **p, char **key, char **value)
-{
-	char *s = *p;
-	char *k;
-
-	while (*s == ' ')
-		s++;
-	if (*s == '\0')
-		return 0;
-	k = s;
-	if (!is_keychar((unsigned char)*s) || *s == '-')
-		return -1;
-	while (is_keychar((unsigned char)*s))
-		s++;
-	*key = k;
-	*value = NULL;
-	if (*s == '=') {
-		char *v;
-
-		*s++ = '\0';
-		v = s;
-		while (*s != '\0' && *s != ' ') {
-			unsigned char c = (unsigned char)*s;
-
-			if (c < 33 || c > 126 || c == '=')
-				return -1;
-			s++;
-		}
-		if (s == v)
-			return -1;
-		*value = v;
-	}
-	if (*s != '\0' && *s != ' ')
-		return -1;
-	if (*s == ' ')
-		*s++ = '\0';
-	*p = s;
-	return 1;
-}
 
 /* After a path: nothing, or one or more spaces and the parameters. */
 static int
@@ -126,14 +77,15 @@ params_start(char *path, const char *end, char **params)
 	return 0;
 }
 
+/* The MAIL parameters of RFC 1870, 6152, 6531 and 3461 into size, flags, envid. */
 static int
-mail_params(struct smtpd_session *s, char *p, unsigned long long *size, unsigned *flags)
+mail_params(struct smtpd_session *s, char *p, unsigned long long *size, unsigned *flags, const char **envid)
 {
-	int seen_size = 0, seen_body = 0;
+	int seen_size = 0, seen_body = 0, seen_utf8 = 0, seen_ret = 0, seen_envid = 0;
 	char *key, *value;
 	int r;
 
-	while ((r = next_param(&p, &key, &value)) > 0) {
+	while ((r = smtpd_next_param(&p, &key, &value)) > 0) {
 		if (s->proto != SMTPD_PROTO_ESMTP) {
 			smtpd_reply(s, "555 5.5.4 Unsupported option: %s (send EHLO first)", key);
 			return -1;
@@ -167,6 +119,30 @@ mail_params(struct smtpd_session *s, char *p, unsigned long long *size, unsigned
 				smtpd_reply(s, "501 5.5.4 Unsupported BODY parameter value");
 				return -1;
 			}
+		} else if (strcasecmp(key, "SMTPUTF8") == 0 && cf.smtputf8_enable) {
+			if (seen_utf8++ || value != NULL) {
+				smtpd_reply(s, "501 5.5.4 Bad SMTPUTF8 parameter syntax");
+				return -1;
+			}
+			*flags |= DELIVER_F_SMTPUTF8;
+		} else if (strcasecmp(key, "RET") == 0) {
+			if (seen_ret++ || value == NULL) {
+				smtpd_reply(s, "501 5.5.4 Bad RET parameter syntax");
+				return -1;
+			}
+			if (strcasecmp(value, "HDRS") == 0) {
+				*flags |= DELIVER_F_RET_HDRS;
+			} else if (strcasecmp(value, "FULL") != 0) {
+				smtpd_reply(s, "501 5.5.4 Bad RET parameter value");
+				return -1;
+			}
+		} else if (strcasecmp(key, "ENVID") == 0) {
+			/* RFC 3461 4.4: xtext, at most 100 characters; stored as received. */
+			if (seen_envid++ || value == NULL || !smtpd_xtext_ok(value, 100)) {
+				smtpd_reply(s, "501 5.5.4 Bad ENVID parameter syntax");
+				return -1;
+			}
+			*envid = value;
 		} else {
 			smtpd_reply(s, "555 5.5.4 Unsupported option: %s", key);
 			return -1;
@@ -177,6 +153,62 @@ mail_params(struct smtpd_session *s, char *p, unsigned long long *size, unsigned
 		return -1;
 	}
 	return 0;
+}
+
+/* The RCPT parameters of RFC 3461: NOTIFY and ORCPT. */
+static int
+rcpt_params(struct smtpd_session *s, char *p, unsigned *notify, const char **orcpt)
+{
+	char *key, *value;
+	int r;
+
+	while ((r = smtpd_next_param(&p, &key, &value)) > 0) {
+		if (s->proto != SMTPD_PROTO_ESMTP) {
+			smtpd_reply(s, "555 5.5.4 Unsupported option: %s (send EHLO first)", key);
+			return -1;
+		}
+		if (strcasecmp(key, "NOTIFY") == 0) {
+			if (*notify != 0 || value == NULL || (*notify = smtpd_parse_notify(value)) == 0) {
+				smtpd_reply(s, "501 5.5.4 Bad NOTIFY parameter syntax");
+				return -1;
+			}
+		} else if (strcasecmp(key, "ORCPT") == 0) {
+			if (*orcpt != NULL || value == NULL || !smtpd_orcpt_ok(value)) {
+				smtpd_reply(s, "501 5.5.4 Bad ORCPT parameter syntax");
+				return -1;
+			}
+			*orcpt = value;
+		} else {
+			smtpd_reply(s, "555 5.5.4 Unsupported option: %s", key);
+			return -1;
+		}
+	}
+	if (r < 0) {
+		smtpd_reply(s, "501 5.5.4 Bad parameter syntax");
+		return -1;
+	}
+	return 0;
+}
+
+/* 1 when s holds an 8-bit byte (a UTF-8 address needs SMTPUTF8). */
+static int
+has_8bit(const char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s >= 0x80)
+			return 1;
+	return 0;
+}
+
+/* addr_parse_path flags for MAIL/RCPT paths. */
+static int
+path_flags(int utf8)
+{
+	int f = utf8 ? ADDR_UTF8 : 0;
+
+	if (!cf.strict_rfc821_envelopes)
+		f |= ADDR_NO_BRACKETS;
+	return f;
 }
 
 /* "FROM:" / "TO:", case-insensitively, then optional spaces (lenient clients). */
@@ -230,7 +262,11 @@ do_ehlo(struct smtpd_session *s, char *args)
 	else
 		smtpd_reply(s, "250-SIZE");
 	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
-	smtpd_reply(s, "250 8BITMIME");
+	smtpd_reply(s, "250-8BITMIME");
+	smtpd_reply(s, "250-DSN");
+	if (cf.smtputf8_enable)
+		smtpd_reply(s, "250-SMTPUTF8");
+	smtpd_reply(s, "250 CHUNKING");
 	return CMD_OK;
 }
 
@@ -239,7 +275,7 @@ do_mail(struct smtpd_session *s, char *args)
 {
 	unsigned long long size = 0;
 	unsigned flags = 0;
-	const char *end;
+	const char *end, *envid = "";
 	enum addr_error e;
 	struct addr a;
 	char *p, *params;
@@ -248,20 +284,28 @@ do_mail(struct smtpd_session *s, char *args)
 		smtpd_reply(s, "501 5.5.4 Syntax: MAIL FROM:<address>");
 		return CMD_ERROR;
 	}
-	e = addr_parse_path(p, ADDR_ALLOW_NULL, &a, &end);
+	/* UTF-8 is parsed when offered; whether SMTPUTF8 was given is known
+	 * only from the parameters after the path, checked below. */
+	e = addr_parse_path(p, ADDR_ALLOW_NULL | path_flags(cf.smtputf8_enable), &a, &end);
 	if (e != ADDR_OK || params_start(p, end, &params) < 0) {
 		smtpd_reply(s, "501 5.1.7 Bad sender address syntax%s%s", e != ADDR_OK ? ": " : "",
 			    e != ADDR_OK ? addr_strerror(e) : "");
 		return CMD_ERROR;
 	}
-	if (mail_params(s, params, &size, &flags) < 0)
+	if (mail_params(s, params, &size, &flags, &envid) < 0)
 		return CMD_ERROR;
+	if (has_8bit(a.mailbox) && !(flags & DELIVER_F_SMTPUTF8)) {
+		/* RFC 6531 3.5 */
+		smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send UTF-8 addresses");
+		return CMD_ERROR;
+	}
 	if (cf.message_size_limit > 0 && size > (unsigned long long)cf.message_size_limit) {
 		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return CMD_ERROR;
 	}
 	smtpd_txn_reset(s);
 	qf_set(&s->env.sender, a.is_null ? "" : a.mailbox);
+	qf_set(&s->env.envid, envid);
 	s->env.flags = flags;
 	s->declared_size = size;
 	s->in_mail = 1;
@@ -292,29 +336,28 @@ do_rcpt(struct smtpd_session *s, char *args)
 {
 	char reply[ADDR_SIZE + 128];
 	char mailbox[ADDR_SIZE + SMTPD_NAME_MAX];
-	const char *end;
+	const char *end, *orcpt = NULL;
+	unsigned notify = 0;
 	enum addr_error e;
 	struct addr a;
-	char *p, *params, *key, *value;
-	int r;
+	char *p, *params;
 
 	if ((p = skip_keyword(args, "TO:")) == NULL) {
 		smtpd_reply(s, "501 5.5.4 Syntax: RCPT TO:<address>");
 		return CMD_ERROR;
 	}
-	e = addr_parse_path(p, ADDR_ALLOW_NO_DOMAIN, &a, &end);
+	e = addr_parse_path(p, ADDR_ALLOW_NO_DOMAIN | path_flags(s->env.flags & DELIVER_F_SMTPUTF8), &a, &end);
+	if (e == ADDR_ERR_UTF8) {
+		smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send UTF-8 addresses");
+		return CMD_ERROR;
+	}
 	if (e != ADDR_OK || params_start(p, end, &params) < 0) {
 		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax%s%s", e != ADDR_OK ? ": " : "",
 			    e != ADDR_OK ? addr_strerror(e) : "");
 		return CMD_ERROR;
 	}
-	if ((r = next_param(&params, &key, &value)) != 0) {
-		if (r < 0)
-			smtpd_reply(s, "501 5.5.4 Bad parameter syntax");
-		else
-			smtpd_reply(s, "555 5.5.4 Unsupported option: %s", key);
+	if (rcpt_params(s, params, &notify, &orcpt) < 0)
 		return CMD_ERROR;
-	}
 	if (s->env.nrcpt >= rcpt_limit()) {
 		smtpd_reply(s, "452 4.5.3 Error: too many recipients");
 		/* A client that ignores the 452s is misbehaving, not unlucky. */
@@ -336,7 +379,7 @@ do_rcpt(struct smtpd_session *s, char *args)
 		if (str_copy(mailbox, sizeof(mailbox), a.mailbox) < 0)
 			log_panic("do_rcpt: parsed mailbox does not fit");
 	}
-	qf_envelope_add_rcpt(&s->env, mailbox, NULL, 0);
+	qf_envelope_add_rcpt(&s->env, mailbox, orcpt, notify);
 	smtpd_reply(s, "250 2.1.5 Ok");
 	return CMD_OK;
 }
@@ -345,6 +388,12 @@ static int
 do_data(struct smtpd_session *s, char *args)
 {
 	return smtpd_data(s) < 0 ? CMD_ERROR : CMD_OK;
+}
+
+static int
+do_bdat(struct smtpd_session *s, char *args)
+{
+	return smtpd_bdat(s, args) < 0 ? CMD_ERROR : CMD_OK;
 }
 
 static int
@@ -373,13 +422,17 @@ do_quit(struct smtpd_session *s, char *args)
 static int
 do_help(struct smtpd_session *s, char *args)
 {
-	smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA RSET NOOP QUIT HELP VRFY");
+	smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY");
 	return CMD_OK;
 }
 
 static int
 do_vrfy(struct smtpd_session *s, char *args)
 {
+	if (cf.disable_vrfy_command) {
+		smtpd_reply(s, "502 5.5.1 VRFY command is disabled");
+		return CMD_ERROR;
+	}
 	smtpd_reply(s, "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery");
 	return CMD_OK;
 }
@@ -399,11 +452,12 @@ const struct smtpd_cmd smtpd_cmd_table[] = {
 	{ "MAIL", check_mail, do_mail, CMD_ARGS },
 	{ "RCPT", check_rcpt, do_rcpt, CMD_ARGS },
 	{ "DATA", check_data, do_data, CMD_NOARGS },
-	{ "RSET", NULL, do_rset, CMD_NOARGS },
-	{ "NOOP", NULL, do_noop, 0 },
+	{ "BDAT", NULL, do_bdat, 0 }, /* its checks must still read the chunk: in smtpd_bdat */
+	{ "RSET", NULL, do_rset, CMD_NOARGS | CMD_JUNK },
+	{ "NOOP", NULL, do_noop, CMD_JUNK },
 	{ "QUIT", NULL, do_quit, CMD_NOARGS },
-	{ "HELP", NULL, do_help, 0 },
-	{ "VRFY", NULL, do_vrfy, CMD_ARGS },
+	{ "HELP", NULL, do_help, CMD_JUNK },
+	{ "VRFY", NULL, do_vrfy, CMD_ARGS | CMD_JUNK },
 	{ "EXPN", NULL, do_expn, 0 },
 };
 const size_t smtpd_cmd_count = sizeof(smtpd_cmd_table) / sizeof(smtpd_cmd_table[0]);
@@ -504,5 +558,9 @@ smtpd_cmd_dispatch(struct smtpd_session *s, char *line, size_t len)
 	if (r == CMD_OK)
 		s->cmd_ok[idx]++;
 	else if (r == CMD_ERROR)
+		s->errors++;
+	/* Past the junk limit, each NOOP/RSET/VRFY/HELP is an error too, so a
+	 * client that only keeps the session open ends at the error limit. */
+	if ((cmd->flags & CMD_JUNK) && ++s->junk > (unsigned long long)cf.smtpd_junk_command_limit && r != CMD_ERROR)
 		s->errors++;
 }

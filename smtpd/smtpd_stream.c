@@ -209,13 +209,74 @@ stream_printf(struct smtpd_stream *st, const char *fmt, ...)
 	return stream_put(st, tmp, (size_t)n);
 }
 
+int
+stream_input_within(struct smtpd_stream *st, int ms)
+{
+	long long deadline = now_ms() + (ms > 0 ? ms : 0);
+	char c;
+	ssize_t r;
+
+	if (st->fd < 0)
+		return 0;
+	if (fd_wait(st->fd, POLLIN, ms > 0 ? ms : 0, deadline) < 0)
+		return 0;
+	/* Readable: bytes, or only the end of the connection (not a talker). */
+	r = recv(st->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return r > 0;
+}
+
+void
+stream_record_start(struct smtpd_stream *st, long long min_rate)
+{
+	st->rec_start_ms = now_ms();
+	st->rec_bytes = 0;
+	st->rec_rate = min_rate > 0 ? min_rate : 0;
+}
+
+void
+stream_record_end(struct smtpd_stream *st)
+{
+	st->rec_start_ms = 0;
+}
+
+/* What is left of the record deadline in ms (may be <= 0), or -1 when there is none. */
+static long long
+record_left(const struct smtpd_stream *st)
+{
+	long long allowed;
+
+	if (st->rec_start_ms == 0 || st->timeout_ms < 0)
+		return -1;
+	allowed = st->timeout_ms;
+	if (st->rec_rate > 0) {
+		unsigned long long extra = st->rec_bytes / (unsigned long long)st->rec_rate;
+
+		allowed += extra > 86400ULL ? 86400LL * 1000 : (long long)extra * 1000;
+	}
+	return st->rec_start_ms + allowed - now_ms();
+}
+
 ssize_t
 stream_lr_read(void *ctx, void *p, size_t n)
 {
 	struct smtpd_stream *st = ctx;
+	int timeout = st->timeout_ms;
+	long long left;
+	ssize_t r;
 
 	/* About to wait for the client: everything it may be waiting for goes out now. */
 	if (st->out.len > 0 && stream_flush(st) < 0)
 		return -1;
-	return st->read(st->ctx, p, n, st->timeout_ms);
+	if ((left = record_left(st)) >= 0) {
+		if (left <= 0) {
+			errno = ETIMEDOUT;
+			return -1;
+		}
+		if (left < timeout)
+			timeout = (int)left;
+	}
+	r = st->read(st->ctx, p, n, timeout);
+	if (r > 0)
+		st->rec_bytes += (unsigned long long)r;
+	return r;
 }

@@ -10,12 +10,17 @@
  * stream_lr_read, the line reader's source, flushes first.
  *
  * Every read and write has a deadline (timeout_ms; < 0 waits forever); a
- * read or write that times out fails with errno ETIMEDOUT.  The first write
+ * read or write that times out fails with errno ETIMEDOUT.  On top of that a
+ * whole record (one command line, one DATA or BDAT transfer) has a deadline
+ * set with stream_record_start: timeout_ms from its start, plus one second
+ * per min_rate bytes received since, so a client that trickles one byte
+ * every few seconds (slowloris) cannot hold a session for ever.  The first write
  * error is sticky (st->err): later writes are dropped, so the session only
  * has to test stream_failed() once per command.
  *
  * Public: stream_init, stream_init_fd, stream_set_io, stream_free,
- * stream_put, stream_printf, stream_flush, stream_failed, stream_lr_read.
+ * stream_put, stream_printf, stream_flush, stream_failed, stream_record_start,
+ * stream_record_end, stream_lr_read.
  */
 #ifndef TERN_SMTPD_STREAM_H
 #define TERN_SMTPD_STREAM_H
@@ -42,6 +47,9 @@ struct smtpd_stream {
 	int timeout_ms;  /* per read / per write deadline */
 	struct buf out;  /* replies not yet written */
 	int err;         /* errno of the first failed write, 0 if none */
+	long long rec_start_ms;       /* record deadline: start (monotonic ms), 0 = none */
+	unsigned long long rec_bytes; /* bytes read since rec_start_ms */
+	long long rec_rate;           /* bytes/s that extend the deadline by 1 s; 0 = none */
 };
 
 /* A stream over arbitrary functions (tests, TLS). */
@@ -62,6 +70,15 @@ int stream_flush(struct smtpd_stream *st);
  * reported to the reader's caller instead: after a read timeout the session
  * still writes its 421. */
 int stream_failed(const struct smtpd_stream *st);
+
+/* 1 when the peer sends bytes within ms (an early talker: it did not wait
+ * for the greeting); 0 otherwise, and always 0 for a stream without an fd. */
+int stream_input_within(struct smtpd_stream *st, int ms);
+
+/* Start a record deadline now (see above); min_rate 0: timeout_ms only. */
+void stream_record_start(struct smtpd_stream *st, long long min_rate);
+/* No record deadline (per-read timeouts only). */
+void stream_record_end(struct smtpd_stream *st);
 
 /* lr_read_fn for lr_init(): flushes pending output, then reads. ctx is the stream. */
 ssize_t stream_lr_read(void *ctx, void *p, size_t n);

@@ -173,9 +173,16 @@ h_conf(const char *const *overrides)
 		snprintf(kv, sizeof(kv), "queue_directory=%s", h_queue_dir);
 		ck_assert_msg(conf_override(kv, err, sizeof(err)) == 0, "%s", err);
 	}
+	/* Every local name exists (virtual mailboxes) unless a test says otherwise. */
+	ck_assert_msg(conf_override("local_mailbox_base=/nonexistent/tern-test-mail", err, sizeof(err)) == 0, "%s",
+		      err);
+	ck_assert_msg(conf_override("alias_maps=", err, sizeof(err)) == 0, "%s", err);
+	/* No DNS in unit tests. */
+	ck_assert_msg(conf_override("smtpd_peername_lookup=no", err, sizeof(err)) == 0, "%s", err);
 	for (i = 0; overrides != NULL && overrides[i] != NULL; i++)
 		ck_assert_msg(conf_override(overrides[i], err, sizeof(err)) == 0, "%s", err);
 	ck_assert_msg(conf_finish(err, sizeof(err)) == 0, "%s", err);
+	smtpd_init();
 }
 
 H_UNUSED static void

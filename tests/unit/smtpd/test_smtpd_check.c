@@ -209,6 +209,49 @@ read_all(int fd, struct buf *b)
 		ck_assert_int_eq(buf_append(b, tmp, (size_t)n), 0);
 }
 
+/* Read the server's greeting line into b (a polite client waits for it). */
+static void
+read_greeting(int fd, struct buf *b)
+{
+	char c;
+
+	while (read(fd, &c, 1) == 1) {
+		ck_assert_int_eq(buf_putc(b, c), 0);
+		if (c == '\n')
+			return;
+	}
+}
+
+/* A client that sends before the greeting is refused (an early talker). */
+START_TEST(serve_early_talker_554)
+{
+	struct sockaddr_in peer;
+	struct buf got;
+	int sv[2], status;
+	pid_t pid;
+
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	memset(&peer, 0, sizeof(peer));
+	peer.sin_family = AF_INET;
+	peer.sin_addr.s_addr = htonl(0xc0000205);
+	ck_assert_int_eq(write(sv[1], "EHLO c\r\n", 8), 8); /* before the server even starts */
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(sv[1]);
+		smtpd_serve(sv[0], (struct sockaddr *)&peer, sizeof(peer));
+		_exit(0);
+	}
+	close(sv[0]);
+	buf_init(&got, 1 << 16);
+	read_all(sv[1], &got);
+	ck_assert_str_eq(got.data, "554 5.5.0 Error: SMTP protocol synchronization\r\n");
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	buf_free(&got);
+	close(sv[1]);
+}
+END_TEST
+
 START_TEST(serve_over_socketpair)
 {
 	struct sockaddr_in6 peer;
@@ -228,13 +271,14 @@ START_TEST(serve_over_socketpair)
 		_exit(0);
 	}
 	close(sv[0]);
+	buf_init(&got, 1 << 16);
+	read_greeting(sv[1], &got);
 	ck_assert_int_eq(write(sv[1], "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@elsewhere.example>\r\nQUIT\r\n",
 			       71),
 			 71);
-	buf_init(&got, 1 << 16);
 	read_all(sv[1], &got);
 	ck_assert_str_eq(got.data, "220 mx.test ESMTP tern\r\n250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n"
-				   "250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n250 2.1.0 Ok\r\n"
+				   "250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n250 2.1.0 Ok\r\n"
 				   "554 5.7.1 <u@elsewhere.example>: Relay access denied\r\n221 2.0.0 Bye\r\n");
 	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
 	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
@@ -263,8 +307,9 @@ START_TEST(serve_idle_timeout)
 		_exit(0);
 	}
 	close(sv[0]);
-	ck_assert_int_eq(write(sv[1], "HELO c\r\nNOOP", 12), 12); /* half a command, then silence */
 	buf_init(&got, 1 << 16);
+	read_greeting(sv[1], &got);
+	ck_assert_int_eq(write(sv[1], "HELO c\r\nNOOP", 12), 12); /* half a command, then silence */
 	read_all(sv[1], &got);
 	ck_assert_str_eq(got.data,
 			 "220 mx.test ESMTP tern\r\n250 mx.test\r\n421 4.4.2 mx.test Error: timeout exceeded\r\n");
@@ -297,6 +342,7 @@ check_suite(void)
 	tcase_add_test(io, stream_peer_gone_epipe);
 	tcase_add_test(io, serve_over_socketpair);
 	tcase_add_test(io, serve_idle_timeout);
+	tcase_add_test(io, serve_early_talker_554);
 	suite_add_tcase(s, io);
 	return s;
 }

@@ -14,12 +14,12 @@
 #include "smtpd_harness.h"
 
 #define EHLO_REPLY                                                                                         \
-	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n"
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
 #define TXN "EHLO c.example\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\n"
 #define EHLO_REPLY_2048                                                                                    \
-	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2048\r\n250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n"
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 2048\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
 #define EHLO_REPLY_1024                                                                                    \
-	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1024\r\n250-ENHANCEDSTATUSCODES\r\n250 8BITMIME\r\n"
+	"250-mx.test\r\n250-PIPELINING\r\n250-SIZE 1024\r\n250-ENHANCEDSTATUSCODES\r\n250-8BITMIME\r\n250-DSN\r\n250-SMTPUTF8\r\n250 CHUNKING\r\n"
 #define TXN_TAIL "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
 #define TXN_REPLY EHLO_REPLY "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n"
 
@@ -211,14 +211,16 @@ static const struct {
 	size_t stored_len;
 } smuggle[] = {
 #define SM(s, st) { s, sizeof(s) - 1, st, sizeof(st) - 1 }
-	SM("\n.\n", "A\n\nMAIL"),          /* LF.LF: "." line unstuffed to empty */
-	SM("\r.\r", "A\r.\rMAIL"),         /* CR.CR: bare CRs are data */
-	SM("\r.\n", "A\r.\nMAIL"),         /* CR.LF */
-	SM("\n.\r", "A\n\rMAIL"),          /* LF.CR */
+	/* bare_newline = normalize: every bare CR or LF is a line end, and the
+	 * "." line after it is unstuffed to an empty line. */
+	SM("\n.\n", "A\n\nMAIL"),          /* LF.LF */
+	SM("\r.\r", "A\n\nMAIL"),          /* CR.CR */
+	SM("\r.\n", "A\n\nMAIL"),          /* CR.LF */
+	SM("\n.\r", "A\n\nMAIL"),          /* LF.CR */
 	SM("\n.\r\n", "A\n\nMAIL"),        /* LF.CRLF: the line before ended in a bare LF */
 	SM("\r\n.\n", "A\n\nMAIL"),        /* CRLF.LF */
-	SM("\r.\r\n", "A\r.\nMAIL"),       /* CR.CRLF */
-	SM("\r\n.\r", "A\n\rMAIL"),        /* CRLF.CR */
+	SM("\r.\r\n", "A\n\nMAIL"),        /* CR.CRLF */
+	SM("\r\n.\r", "A\n\nMAIL"),        /* CRLF.CR */
 	SM("\r\n\0.\r\n", "A\n\0.\nMAIL"), /* CRLF NUL . CRLF */
 #undef SM
 };
@@ -298,6 +300,9 @@ START_TEST(long_lines_not_truncated)
 	struct buf in, body, want;
 	size_t i;
 
+	/* With the RFC 5321 line limit off, long lines are kept whole. */
+	h_conf((const char *const[]){ "smtpd_text_line_limit=0", NULL });
+
 	buf_init(&in, 1 << 20);
 	buf_init(&body, 1 << 20);
 	buf_init(&want, 1 << 20);
@@ -363,21 +368,21 @@ size_case(size_t xs, int accepted)
 
 START_TEST(size_at_limit)
 {
-	h_conf((const char *const[]){ "message_size_limit=2048", NULL });
+	h_conf((const char *const[]){ "message_size_limit=2048", "smtpd_text_line_limit=0", NULL });
 	size_case(2046, 1);
 }
 END_TEST
 
 START_TEST(size_one_over)
 {
-	h_conf((const char *const[]){ "message_size_limit=2048", NULL });
+	h_conf((const char *const[]){ "message_size_limit=2048", "smtpd_text_line_limit=0", NULL });
 	size_case(2047, 0);
 }
 END_TEST
 
 START_TEST(size_far_over_drained)
 {
-	h_conf((const char *const[]){ "message_size_limit=2048", NULL });
+	h_conf((const char *const[]){ "message_size_limit=2048", "smtpd_text_line_limit=0", NULL });
 	size_case(3 * 1024 * 1024, 0);
 }
 END_TEST
@@ -430,6 +435,8 @@ START_TEST(content_write_failure_451)
 	struct rlimit rl = { 8192, 8192 };
 	struct buf in;
 	int i;
+
+	h_conf((const char *const[]){ "smtpd_text_line_limit=0", "header_size_limit=1g", NULL });
 
 	signal(SIGXFSZ, SIG_IGN);
 	ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);

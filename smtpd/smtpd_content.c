@@ -1,0 +1,217 @@
+/*
+ * smtpd_content.c — the message content sink for DATA and BDAT.
+ *
+ * Public: smtpd_content_begin, smtpd_content_put, smtpd_content_finish,
+ * smtpd_content_abort.
+ *
+ * The queue file is opened (qfw_begin) before the client sends content, so
+ * a full disk is reported early.  tern's Received: header goes first; then
+ * the content, with LF line ends (the queue's form; send puts CRLF back).
+ * The callers have already turned every line end the client used - CRLF,
+ * and a bare CR or LF under bare_newline = normalize - into a line end
+ * here, so the stored content never holds a bare CR (SMTP smuggling needs
+ * one) and always ends with a LF.
+ *
+ * Limits, all checked while the content streams through (memory stays
+ * flat) and reported only at the end, after the client has sent everything:
+ *   message_size_limit     552 5.3.4 (nothing more is written past it)
+ *   bare_newline = reject  550 5.5.2 when a bare CR or LF was seen
+ *   smtpd_text_line_limit  550 5.5.2 (a long line is refused, never cut)
+ *   header_size_limit      552 5.3.4 (the header is refused, never cut)
+ *   hopcount_limit         554 5.4.6 (a mail loop)
+ * The 250 comes only after qfw_commit returned 0 (file and directory
+ * fsynced); a failed commit is 452 4.3.1 for a full disk or quota, else
+ * 451 4.3.0, and leaves nothing behind.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "conf.h"
+#include "log.h"
+#include "proto_deliver.h"
+#include "proto_trigger.h"
+#include "smtpd.h"
+
+static void
+reply_queue_error(struct smtpd_session *s, int err)
+{
+	if (err == ENOSPC || err == EDQUOT)
+		smtpd_reply(s, "452 4.3.1 Insufficient system storage");
+	else
+		smtpd_reply(s, "451 4.3.0 Error: queue file write error");
+}
+
+static void
+raw_write(struct smtpd_content *c, const void *p, size_t n)
+{
+	if (c->too_big || n == 0)
+		return;
+	qfw_write(&c->w, p, n);
+	c->written += n;
+}
+
+/* The "with" protocol of RFC 3848 / RFC 6531 for the Received: header. */
+static const char *
+with_protocol(const struct smtpd_session *s)
+{
+	if (s->env.flags & DELIVER_F_SMTPUTF8)
+		return "UTF8SMTP";
+	return smtpd_proto_name(s);
+}
+
+/* tern's Received: header (RFC 5321 4.4), folded Postfix-style, 3 lines. */
+static void
+write_received(struct smtpd_session *s, struct smtpd_content *c)
+{
+	char date[64];
+	struct buf b;
+	struct tm tm;
+	time_t now = time(NULL);
+	int v6 = strchr(s->ip, ':') != NULL;
+
+	if (localtime_r(&now, &tm) == NULL || strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm) == 0)
+		log_panic("write_received: cannot format the date");
+	buf_init(&b, 4096);
+	buf_printf(&b, "Received: from %s (%s [%s%s])\n", s->helo, s->name, v6 ? "IPv6:" : "", s->ip);
+	buf_printf(&b, "\tby %s (tern) with %s id %s", cf.myhostname, with_protocol(s), c->w.qid);
+	if (s->env.nrcpt == 1)
+		buf_printf(&b, "\n\tfor <%s>; %s\n", s->env.rcpt[0].address, date);
+	else
+		buf_printf(&b, ";\n\t%s\n", date);
+	raw_write(c, b.data, b.len);
+	buf_free(&b);
+}
+
+int
+smtpd_content_begin(struct smtpd_session *s, struct smtpd_content *c)
+{
+	struct buf client;
+	int err;
+
+	memset(c, 0, sizeof(*c));
+	c->in_header = 1;
+	s->env.arrival = (long long)time(NULL);
+	buf_init(&client, 1024);
+	if (buf_printf(&client, "%s (%s [%s])", s->helo, s->name, s->ip) < 0)
+		log_panic("smtpd_content_begin: client text too long");
+	qf_set(&s->env.client, client.data);
+	buf_free(&client);
+
+	if (qfw_begin(&c->w, cf.queue_directory, &s->env) < 0) {
+		err = errno;
+		log_warning("cannot create a queue file in %s: %s", cf.queue_directory, strerror(err));
+		reply_queue_error(s, err);
+		return -1;
+	}
+	log_info("%s: client=%s[%s]", c->w.qid, s->name, s->ip);
+	write_received(s, c);
+	return 0;
+}
+
+/* At the end of a header line: is it a Received: header? */
+static void
+header_line_done(struct smtpd_content *c)
+{
+	if (c->headlen >= 9 && strncasecmp(c->head, "Received:", 9) == 0)
+		c->hops++;
+}
+
+void
+smtpd_content_put(struct smtpd_content *c, const char *p, size_t n, int eol)
+{
+	unsigned long long limit = (unsigned long long)cf.message_size_limit;
+	unsigned long long linemax = (unsigned long long)cf.smtpd_text_line_limit;
+
+	c->size += n + (eol ? 2 : 0);
+	if (limit > 0 && c->size > limit)
+		c->too_big = 1;
+	c->line_len += n;
+	/* The limit counts the CRLF (RFC 5321 4.5.3.1.6: 1000 octets with it). */
+	if (linemax > 0 && c->line_len + 2 > linemax)
+		c->long_line = 1;
+	if (c->in_header) {
+		size_t take = sizeof(c->head) - c->headlen;
+
+		if (take > n)
+			take = n;
+		memcpy(c->head + c->headlen, p, take);
+		c->headlen += take;
+		c->header_bytes += n + (eol ? 1 : 0);
+		if (c->header_bytes > (unsigned long long)cf.header_size_limit)
+			c->header_big = 1;
+	}
+	raw_write(c, p, n);
+	if (!eol)
+		return;
+	raw_write(c, "\n", 1);
+	if (c->in_header) {
+		if (c->line_len == 0)
+			c->in_header = 0; /* the empty line that ends the header */
+		else
+			header_line_done(c);
+	}
+	c->line_len = 0;
+	c->headlen = 0;
+}
+
+void
+smtpd_content_abort(struct smtpd_content *c)
+{
+	qfw_abort(&c->w);
+}
+
+/* The first limit the content broke, as a complete reply; NULL if none. */
+static const char *
+content_refusal(const struct smtpd_content *c, char *buf, size_t size)
+{
+	if (c->too_big)
+		return "552 5.3.4 Error: message file too big";
+	if (c->bare && strcmp(cf.bare_newline, "reject") == 0)
+		return "550 5.5.2 Error: bare <CR> or <LF> received";
+	if (c->long_line) {
+		snprintf(buf, size, "550 5.5.2 Error: message line longer than %lld octets",
+			 cf.smtpd_text_line_limit);
+		return buf;
+	}
+	if (c->header_big)
+		return "552 5.3.4 Error: message header size exceeds limit";
+	if (c->hops >= (unsigned long long)cf.hopcount_limit)
+		return "554 5.4.6 Error: too many hops";
+	return NULL;
+}
+
+int
+smtpd_content_finish(struct smtpd_session *s, struct smtpd_content *c)
+{
+	char text[128];
+	const char *refusal;
+	int err;
+
+	s->where = "END-OF-MESSAGE";
+	/* A last line without a line end (BDAT) still ends with a LF in the queue. */
+	if (c->line_len > 0 || c->pending_cr) {
+		if (c->pending_cr)
+			c->bare = 1;
+		smtpd_content_put(c, "", 0, 1);
+	}
+	if ((refusal = content_refusal(c, text, sizeof(text))) != NULL) {
+		qfw_abort(&c->w);
+		log_info("%s: reject: END-OF-MESSAGE from %s[%s]: %s; from=<%s> proto=%s helo=<%s>", c->w.qid,
+			 s->name, s->ip, refusal, s->env.sender, smtpd_proto_name(s), s->helo);
+		smtpd_reply(s, "%s", refusal);
+		return -1;
+	}
+	if (qfw_commit(&c->w) < 0) {
+		err = errno;
+		log_warning("%s: queue file commit failed: %s", c->w.qid, strerror(err));
+		reply_queue_error(s, err);
+		return -1;
+	}
+	log_info("%s: from=<%s>, size=%llu, nrcpt=%zu", c->w.qid, s->env.sender, c->written, s->env.nrcpt);
+	smtpd_reply(s, "250 2.0.0 Ok: queued as %s", c->w.qid);
+	trigger_send(cf.queue_directory, TRIGGER_INCOMING);
+	return 0;
+}
