@@ -1,22 +1,32 @@
 /*
  * send.h — internal interfaces of the remote (SMTP) delivery agent.
  *
- * One proto_deliver request per connection from the queue manager: one
- * message, up to DELIVER_MAX_RCPT recipients, one nexthop.  The agent
+ * The queue manager sends proto_deliver requests over one connection, each
+ * one message, up to DELIVER_MAX_RCPT recipients, one nexthop.  Per request
+ * the agent
  *
  *   1. parses the nexthop (send_nexthop.c): "[host]:port", "[host]",
  *      "host:port", "host";
- *   2. resolves it into an ordered list of addresses (send_dns.c): MX
- *      records sorted by preference, or the host's own addresses;
- *   3. tries the addresses in order (send_deliver.c) until every recipient
- *      has an answer from a server or the list is exhausted;
- *   4. speaks SMTP on each connection (send_smtp.c, replies read by the
- *      strict bounded reader in send_reply.c, content written by the
- *      dot-stuffing CRLF writer in send_data.c);
- *   5. logs one Postfix-shaped line per recipient and answers.
+ *   2. bounces a message with too many Received: headers (send_mime.c);
+ *   3. reuses the SMTP connection kept from the previous request when it
+ *      went to the same nexthop (send_deliver.c);
+ *   4. otherwise resolves the nexthop into an ordered list of addresses
+ *      (send_dns.c: MX records by preference, equal ones shuffled, CNAMEs
+ *      followed, the `resolver` setting), drops the MX hosts that are this
+ *      host itself (send_self.c), and tries the addresses in order until
+ *      every recipient has an answer from a server or the list is exhausted;
+ *   5. speaks SMTP on each connection (send_smtp.c: per-command timeouts,
+ *      PIPELINING, SIZE, 8BITMIME, SMTPUTF8, DSN; replies read by the strict
+ *      bounded reader in send_reply.c, content written by the dot-stuffing
+ *      CRLF writer in send_data.c, 8-bit MIME converted to quoted-printable
+ *      for 7-bit peers by send_mime.c);
+ *   6. logs one Postfix-shaped line per recipient and answers; the SMTP
+ *      connection stays open (after RSET) for the next request to the same
+ *      nexthop, bounded in count and time, and gets QUIT when the queue
+ *      manager closes its connection.
  *
- * Issue 6 deepens this: connection reuse, SIZE, DSN, QP conversion,
- * loop detection against our own addresses, TLS later.
+ * TLS and AUTH (a later issue) slot in as the io callbacks of smtp_conn and
+ * a step after EHLO in send_smtp.c.
  */
 #ifndef TERN_SEND_H
 #define TERN_SEND_H
@@ -35,8 +45,8 @@
 #define SMTP_LINE_MAX 4096         /* longest reply line */
 #define SMTP_REPLY_LINES 100       /* most lines in one reply */
 #define SEND_CHUNK 65536           /* content read chunk */
-#define SEND_QUIT_TIMEOUT_MS 10000 /* wait this long for the reply to QUIT */
 #define SEND_REQUEST_TIMEOUT_MS 60000
+#define SEND_CNAME_MAX 5           /* CNAME links followed per lookup */
 
 /* ---- nexthop (send_nexthop.c) ---- */
 
@@ -58,6 +68,7 @@ struct send_mx {
 
 struct send_target {
 	char name[SEND_HOST_MAX]; /* host name as looked up (for logs) */
+	unsigned pref;            /* MX preference (0 for a host nexthop) */
 	struct sockaddr_storage sa;
 	socklen_t salen;
 };
@@ -82,11 +93,50 @@ struct send_error {
  */
 int send_dns_parse_mx(const unsigned char *ans, size_t len, struct send_mx *mx, size_t max, int *null_mx);
 
-/* Resolve nh into addresses in the order they must be tried.  0 with out
- * filled (out->n >= 1), or -1 with err set. */
+/*
+ * Parse a DNS reply to an A (qtype ns_t_a) or AAAA query: the addresses go
+ * to sa[] (at most max, port set to port), the target of a CNAME in the
+ * answer to cname (cnamesize bytes, "" when none).  Returns the number of
+ * addresses or -1 when the reply is malformed.  send_dns_parse_mx also
+ * reports a CNAME through send_dns_parse_cname.
+ */
+int send_dns_parse_addrs(const unsigned char *ans, size_t len, int qtype, unsigned port, struct sockaddr_storage *sa,
+			 size_t max, char *cname, size_t cnamesize);
+/* The target of the first CNAME in the answer ("" when none); -1 when malformed. */
+int send_dns_parse_cname(const unsigned char *ans, size_t len, char *cname, size_t cnamesize);
+/* Shuffle each run of equal preferences of a sorted MX list. */
+void send_dns_shuffle(struct send_mx *mx, size_t n);
+/* Parse the `resolver` setting ("ip", "ip:port", "[ip]:port"; IPv4) into
+ * sin.  0, or -1 when malformed. */
+int send_resolver_parse(const char *s, struct sockaddr_in *sin);
+/* Order targets by smtp_address_preference (stable: ipv4 / ipv6 first;
+ * "any" keeps the resolver's order). */
+void send_order_family(struct send_target *t, size_t n);
+
+/* Resolve nh into addresses in the order they must be tried, without the
+ * MX hosts that are this host (see send_self.c).  0 with out filled
+ * (out->n >= 1), or -1 with err set. */
 int send_resolve(const struct send_nexthop *nh, struct send_targets *out, struct send_error *err);
 
+/* ---- loops back to myself (send_self.c) ---- */
+
+/* 1 when sa (address and port) is one smtpd listens on: an entry of
+ * smtpd_listen, or for a wildcard entry any address of this host (the
+ * interfaces' addresses and all of 127.0.0.0/8 and ::1) with that port. */
+int send_is_self(const struct sockaddr *sa, socklen_t salen);
+/* Drop the MX targets at or above the best preference that is myself.  0
+ * (targets left), or -1 with err: perm 5.4.6 "mail for DOMAIN loops back
+ * to myself", temp 4.4.6 when domain is in relay_domains (a backup MX whose
+ * better MX hosts are all gone: wait rather than bounce). */
+int send_drop_self(const char *domain, struct send_targets *t, struct send_error *err);
+
 /* ---- the connection and replies (send_reply.c) ---- */
+
+struct smtp_conn;
+/* The transport under the SMTP conversation: plain socket I/O by default;
+ * TLS replaces these (same contract as read(2)/send(2) on a non-blocking
+ * socket: -1 with EAGAIN when it would block). */
+typedef ssize_t (*smtp_io_fn)(struct smtp_conn *c, void *p, size_t n);
 
 struct smtp_conn {
 	int fd;            /* non-blocking connected socket */
@@ -94,6 +144,9 @@ struct smtp_conn {
 	long long deadline_ms; /* current read deadline (monotonic ms) */
 	struct linereader lr;
 	struct buf out;    /* pending output */
+	smtp_io_fn io_read, io_write;
+	void *io_ctx;      /* for a TLS layer */
+	const char *trace; /* "host[ip]": log each command and reply line (debug_peer_list) */
 };
 
 struct smtp_reply {
@@ -128,6 +181,9 @@ enum smtp_read_result smtp_read_reply(struct smtp_conn *c, struct smtp_reply *re
 void smtp_reply_text(const struct smtp_reply *rep, char *out, size_t outsize);
 /* Does a 250 EHLO reply offer the extension keyword (case-insensitive)? */
 int smtp_reply_has_ext(const struct smtp_reply *rep, const char *keyword);
+/* The parameter of an EHLO keyword ("SIZE 1000" → "1000") into out; 1 when
+ * the keyword is offered, 0 when not. */
+int smtp_reply_ext_param(const struct smtp_reply *rep, const char *keyword, char *out, size_t outsize);
 
 /* ---- content (send_data.c) ---- */
 
@@ -144,6 +200,27 @@ int smtp_send_content(struct smtp_conn *c, int msgfd, unsigned long long offset,
  * written.  smtp_data_finish writes the end of the content (at most 5 bytes). */
 size_t smtp_data_convert(const char *in, size_t n, char *out, int *state);
 size_t smtp_data_finish(char *out, int state);
+/* Streaming form: convert and queue n bytes on c; smtp_data_end queues the
+ * end (".") and flushes.  0 or -1 (errno). */
+int smtp_data_put(struct smtp_conn *c, const char *p, size_t n, int *state);
+int smtp_data_end(struct smtp_conn *c, int state);
+
+/* ---- MIME and headers (send_mime.c) ---- */
+
+/* Received: headers in the header section of the content.  -1 on a read
+ * error. */
+long send_count_received(int msgfd, unsigned long long offset, unsigned long long length);
+/* Does the content hold an 8-bit byte in a body that can be converted? 1,
+ * 0, or -1 (read error). */
+int send_mime_needs_qp(int msgfd, unsigned long long offset, unsigned long long length);
+/*
+ * Send the content with every convertible 8-bit body part (the message
+ * itself, or the parts of a top-level multipart) as quoted-printable, its
+ * Content-Transfer-Encoding set accordingly; the rest unchanged.  The
+ * output goes through the dot-stuffing CRLF writer and ends with ".".
+ * 0, or -1 (errno; EIO for a short file).
+ */
+int smtp_send_content_qp(struct smtp_conn *c, int msgfd, unsigned long long offset, unsigned long long length);
 
 /* ---- the session (send_smtp.c) ---- */
 
@@ -153,27 +230,63 @@ enum send_rcpt_state {
 	RCPT_DONE         /* final result for this request */
 };
 
+/* One SMTP connection; it may outlive a request (connection reuse). */
+struct smtp_session {
+	int fd;
+	struct smtp_conn c;
+	struct smtp_reply rep;
+	int greeted;                  /* greeting and EHLO/HELO done */
+	int pipelining, eightbit, smtputf8, dsn, size_offered;
+	unsigned long long size_limit; /* SIZE n from EHLO; 0: none */
+	char name[SEND_HOST_MAX];      /* host name (the DSN's Remote-MTA) */
+	char relay[SEND_HOST_MAX + 80]; /* "host[ip]:port" for log lines */
+	char peer[SEND_HOST_MAX + 64];  /* "host[ip]" for result texts */
+	char nexthop[DELIVER_NEXTHOP_MAX]; /* what it was opened for */
+	long long opened_ms;           /* monotonic */
+	unsigned long uses;            /* transactions done */
+};
+
 struct send_attempt {
 	struct deliver_request *r;
 	int msgfd;
 	enum send_rcpt_state *state; /* r->nrcpt entries */
-	char relay[SEND_HOST_MAX + 80];  /* "host[ip]:port" for log lines */
-	char peer[SEND_HOST_MAX + 64];   /* "host[ip]" for result texts */
+	struct smtp_session *s;      /* the current connection */
+	double t_req, t_ready;       /* wall clock: request start, session ready for MAIL */
 };
 
-/* Run one SMTP session over the connected fd.  Every recipient ends either
- * DONE (and logged) or PENDING with a tentative temporary result. */
-void send_smtp_session(struct send_attempt *a, int fd);
+/* Start a session on a connected fd (nothing is read or written yet). */
+void send_session_init(struct smtp_session *s, int fd, const struct send_target *t, const char *nexthop);
+/* Close without a word (the fd too). */
+void send_session_free(struct smtp_session *s);
+/* QUIT (waiting smtp_quit_timeout at most for the reply), then free. */
+void send_session_quit(struct smtp_session *s);
+/* RSET for the next transaction.  0 when the peer answered 2xx. */
+int send_session_rset(struct smtp_session *s);
+
+/* Run one transaction on the session (greeting and EHLO first when not yet
+ * done).  Every recipient ends either DONE (and logged) or PENDING with a
+ * tentative temporary result.  Returns 0 when the connection is idle and
+ * usable (for RSET and reuse, or QUIT), -1 when it must just be closed. */
+int send_smtp_session(struct send_attempt *a, struct smtp_session *s);
 
 /* ---- delivery (send_deliver.c) ---- */
 
-/* One Postfix-shaped log line for a recipient. */
-void send_log_rcpt(const struct deliver_request *r, const struct deliver_rcpt *rc, const char *relay);
+/* One Postfix-shaped log line for a recipient (relay "none" when a is NULL
+ * or had no connection). */
+void send_log_rcpt(const struct send_attempt *a, const struct deliver_rcpt *rc);
 /* Deliver every recipient of r (message on msgfd) and log the results. */
 void send_deliver_request(struct deliver_request *r, int msgfd);
 /* The same after resolution: try targets in order (the content was checked). */
 void send_deliver_to(struct deliver_request *r, int msgfd, const struct send_targets *targets);
-/* server_prefork callback: read a request, deliver, answer. */
+/* Connection reuse: off until send_reuse_begin (the queue manager's
+ * connection starts); send_reuse_end QUITs a kept connection and turns
+ * reuse off again.  send_reuse_cached tells whether one is kept (tests). */
+void send_reuse_begin(void);
+void send_reuse_end(void);
+int send_reuse_cached(void);
+/* Should the conversation with this destination be traced (debug_peer_list)? */
+int send_debug_peer(const char *domain, const char *host, const char *ip);
+/* server_prefork callback: serve requests, deliver, answer. */
 void send_serve(int fd, const struct sockaddr *peer, socklen_t peerlen);
 
 #endif

@@ -14,7 +14,8 @@
  * The content is read in SEND_CHUNK pieces with pread; memory stays bounded
  * whatever the message size.
  *
- * Public: smtp_data_convert, smtp_data_finish, smtp_send_content.
+ * Public: smtp_data_convert, smtp_data_finish, smtp_data_put, smtp_data_end,
+ * smtp_send_content.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -107,4 +108,27 @@ int smtp_send_content(struct smtp_conn *c, int msgfd, unsigned long long offset,
 	free(in);
 	free(out);
 	return ret;
+}
+
+int smtp_data_put(struct smtp_conn *c, const char *p, size_t n, int *state)
+{
+	char out[2 * 4096 + 8];
+	while (n > 0) {
+		size_t k = n < 4096 ? n : 4096;
+		size_t o = smtp_data_convert(p, k, out, state);
+		if (smtp_conn_put(c, out, o) < 0)
+			return -1;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+int smtp_data_end(struct smtp_conn *c, int state)
+{
+	char out[8];
+	size_t o = smtp_data_finish(out, state);
+	if (smtp_conn_put(c, out, o) < 0 || smtp_conn_flush(c) < 0)
+		return -1;
+	return 0;
 }

@@ -1,18 +1,36 @@
 /*
- * send_deliver — one delivery request: resolve, connect, run sessions.
+ * send_deliver — one delivery request: loops, reuse, resolve, connect.
  *
- * The addresses from send_resolve are tried in order, each with
+ * A request first passes the hop limit: more Received: headers than
+ * hopcount_limit bounce every recipient (5.4.6, a forwarding loop).  Then,
+ * when the previous request of this queue-manager connection left an SMTP
+ * connection open for the same nexthop (younger than
+ * smtp_connection_reuse_time_limit, fewer than
+ * smtp_connection_reuse_count_limit messages), the message goes over it
+ * without a DNS lookup; if that connection turns out dead the recipients
+ * are still open and the normal path follows.  The normal path: the
+ * addresses from send_resolve are tried in order, each with
  * smtp_connect_timeout, until every recipient has a final answer from some
  * server (send_smtp.c decides what is final) or the list is exhausted;
  * recipients still open then keep the last temporary error (connection
  * refused or timed out: 4.4.1; lost: 4.4.2; malformed reply: 4.5.0).
  *
+ * After a transaction the connection gets RSET and is kept for the next
+ * request (only between send_reuse_begin and send_reuse_end: send_serve
+ * brackets the queue manager's connection with them, so the kept
+ * connection gets QUIT when the queue manager is done); otherwise QUIT.
+ *
  * Each recipient is logged once, Postfix-shaped:
- *   QUEUEID: to=<r>, relay=host[ip]:port, delay=D, dsn=X.Y.Z, status=sent (250 ...)
- * with relay=none when no server was reached.
+ *   QUEUEID: to=<r>, relay=host[ip]:port, delay=D, delays=a/b/c/d,
+ *   dsn=X.Y.Z, status=sent (250 ...)
+ * with relay=none when no server was reached.  delays: a = arrival until
+ * send got the request (queue manager time is included: the request does
+ * not carry it), b = 0, c = DNS, connect, greeting and EHLO (0 on a reused
+ * connection), d = the transaction.  status=sent for a "relayed" result.
  *
  * Public: send_deliver_request and send_deliver_to (the unit tests' entry
- * points), send_serve (server_prefork callback), send_log_rcpt.
+ * points), send_reuse_begin/end/cached, send_debug_peer, send_serve
+ * (server_prefork callback), send_log_rcpt.
  */
 #include <errno.h>
 #include <limits.h>
@@ -23,37 +41,73 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
 #include "log.h"
 #include "send.h"
 #include "sock.h"
+#include "strutil.h"
 #include "xalloc.h"
 
-static void format_delay(long long arrival, char *out, size_t outsize)
+static int reuse_on;
+static struct smtp_session *cached;
+
+static double wall_now(void)
 {
-	struct timeval tv;
-	gettimeofday(&tv, NULL);
-	double d = (double)tv.tv_sec - (double)arrival + (double)tv.tv_usec / 1e6;
-	if (d < 0)
-		d = 0;
-	if (d < 0.1)
-		snprintf(out, outsize, "%.2f", d);
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static long long mono_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Postfix's style: "0" below 10 ms, two decimals below 10 s, whole seconds above. */
+static void fmt_secs(double d, char *out, size_t outsize)
+{
+	if (d < 0.005)
+		snprintf(out, outsize, "0");
 	else if (d < 10)
-		snprintf(out, outsize, "%.1f", d);
+		snprintf(out, outsize, "%.2f", d);
 	else
 		snprintf(out, outsize, "%.0f", d);
 }
 
-void send_log_rcpt(const struct deliver_request *r, const struct deliver_rcpt *rc, const char *relay)
+static void log_rcpt_relay(const struct send_attempt *a, const struct deliver_rcpt *rc, const char *relay)
 {
-	char delay[32];
-	const char *word = rc->status == DELIVER_OK ? "sent" : rc->status == DELIVER_TEMP ? "deferred" : "bounced";
-	format_delay(r->arrival, delay, sizeof(delay));
-	log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", r->queue_id, rc->address, relay, delay,
-		 rc->dsn, word, rc->text);
+	char delay[32], da[32], dc[32], dd[32];
+	const struct deliver_request *r = a->r;
+	const char *word = rc->status == DELIVER_OK || rc->status == DELIVER_RELAYED ? "sent"
+			   : rc->status == DELIVER_TEMP				 ? "deferred"
+										 : "bounced";
+	double now = wall_now(), req = a->t_req > 0 ? a->t_req : now;
+	double ready = a->t_ready > 0 ? a->t_ready : now;
+	fmt_secs(now - (double)r->arrival, delay, sizeof(delay));
+	fmt_secs(req - (double)r->arrival, da, sizeof(da));
+	fmt_secs(ready - req, dc, sizeof(dc));
+	fmt_secs(now - ready, dd, sizeof(dd));
+	log_info("%s: to=<%s>, relay=%s, delay=%s, delays=%s/0/%s/%s, dsn=%s, status=%s (%s)", r->queue_id, rc->address,
+		 relay, delay, da, dc, dd, rc->dsn, word, rc->text);
+}
+
+void send_log_rcpt(const struct send_attempt *a, const struct deliver_rcpt *rc)
+{
+	log_rcpt_relay(a, rc, a->s ? a->s->relay : "none");
+}
+
+int send_debug_peer(const char *domain, const char *host, const char *ip)
+{
+	const char *l = cf.debug_peer_list;
+	if (l == NULL || l[0] == '\0')
+		return 0;
+	return (domain && list_has_domain(l, domain)) || (host && list_has_domain(l, host)) ||
+	       (ip && list_has_domain(l, ip));
 }
 
 /* Non-blocking connect within timeout_ms.  The socket, or -1 with errno. */
@@ -99,11 +153,137 @@ static int connect_timeout_ms(void)
 	return s > INT_MAX / 1000 ? INT_MAX : (int)(s * 1000);
 }
 
-static void all_fail(struct deliver_request *r, enum deliver_status st, const char *dsn, const char *text)
+/* May this session carry another message? */
+static int reusable(const struct smtp_session *s)
 {
-	for (size_t i = 0; i < r->nrcpt; i++) {
-		deliver_set_result(&r->rcpt[i], st, dsn, "%s", text);
-		send_log_rcpt(r, &r->rcpt[i], "none");
+	long long limit = cf.smtp_connection_reuse_time_limit;
+	return reuse_on && s->fd >= 0 && (long long)s->uses < cf.smtp_connection_reuse_count_limit &&
+	       mono_ms() - s->opened_ms < limit * 1000;
+}
+
+/* After a transaction (rc from send_smtp_session): keep or close. */
+static void finish_session(struct smtp_session *s, int rc)
+{
+	if (rc == 0 && reusable(s) && send_session_rset(s) == 0) {
+		cached = s;
+		return;
+	}
+	if (rc == 0)
+		send_session_quit(s);
+	else
+		send_session_free(s);
+	free(s);
+}
+
+void send_reuse_begin(void)
+{
+	reuse_on = 1;
+}
+
+void send_reuse_end(void)
+{
+	if (cached) {
+		send_session_quit(cached);
+		free(cached);
+		cached = NULL;
+	}
+	reuse_on = 0;
+}
+
+int send_reuse_cached(void)
+{
+	return cached != NULL;
+}
+
+static size_t open_count(const struct send_attempt *a)
+{
+	size_t open = 0;
+	for (size_t i = 0; i < a->r->nrcpt; i++)
+		if (a->state[i] != RCPT_DONE)
+			open++;
+	return open;
+}
+
+static void attempt_init(struct send_attempt *a, struct deliver_request *r, int msgfd)
+{
+	memset(a, 0, sizeof(*a));
+	a->r = r;
+	a->msgfd = msgfd;
+	a->t_req = wall_now();
+	a->state = xcalloc(r->nrcpt ? r->nrcpt : 1, sizeof(*a->state));
+	for (size_t i = 0; i < r->nrcpt; i++)
+		deliver_set_result(&r->rcpt[i], DELIVER_TEMP, "4.4.1", "delivery not attempted");
+}
+
+/* Log the recipients left open, with the last relay tried. */
+static void attempt_finish(struct send_attempt *a, const char *relay)
+{
+	for (size_t i = 0; i < a->r->nrcpt; i++)
+		if (a->state[i] != RCPT_DONE)
+			log_rcpt_relay(a, &a->r->rcpt[i], relay);
+	free(a->state);
+	a->state = NULL;
+}
+
+/* Try the targets in order; relay gets the last one reached ("none"). */
+static void deliver_targets(struct send_attempt *a, const struct send_targets *targets, char *relay, size_t relaysize)
+{
+	struct deliver_request *r = a->r;
+	struct send_nexthop nh;
+	char text[DELIVER_MAX_TEXT];
+	const char *domain = send_nexthop_parse(r->nexthop, &nh) == 0 ? nh.host : NULL;
+
+	for (size_t k = 0; k < targets->n && open_count(a) > 0; k++) {
+		const struct send_target *t = &targets->t[k];
+		char ip[INET6_ADDRSTRLEN + 8];
+		int port = 0;
+		sock_addr_text((const struct sockaddr *)&t->sa, t->salen, ip, sizeof(ip), &port);
+		a->s = NULL;
+		a->t_ready = 0;
+
+		int fd = connect_timeout(t, connect_timeout_ms());
+		if (fd < 0) {
+			int e = errno;
+			snprintf(text, sizeof(text), "connect to %s[%s]:%d: %s", t->name, ip, port,
+				 e == ETIMEDOUT ? "Connection timed out" : strerror(e));
+			log_info("%s: %s", r->queue_id, text);
+			for (size_t i = 0; i < r->nrcpt; i++)
+				if (a->state[i] != RCPT_DONE)
+					deliver_set_result(&r->rcpt[i], DELIVER_TEMP, "4.4.1", "%s", text);
+			snprintf(relay, relaysize, "none");
+			continue;
+		}
+		struct smtp_session *s = xmalloc(sizeof(*s));
+		send_session_init(s, fd, t, r->nexthop);
+		if (send_debug_peer(domain, t->name, ip))
+			s->c.trace = s->peer;
+		int rc = send_smtp_session(a, s);
+		snprintf(relay, relaysize, "%s", s->relay);
+		a->s = NULL;
+		finish_session(s, rc);
+		for (size_t i = 0; i < r->nrcpt; i++)
+			if (a->state[i] == RCPT_ACCEPTED) /* cannot happen: the session settles these */
+				a->state[i] = RCPT_PENDING;
+	}
+}
+
+void send_deliver_to(struct deliver_request *r, int msgfd, const struct send_targets *targets)
+{
+	struct send_attempt a;
+	char relay[SEND_HOST_MAX + 80] = "none";
+	attempt_init(&a, r, msgfd);
+	deliver_targets(&a, targets, relay, sizeof(relay));
+	attempt_finish(&a, relay);
+}
+
+static void all_fail(struct send_attempt *a, enum deliver_status st, const char *dsn, const char *text)
+{
+	for (size_t i = 0; i < a->r->nrcpt; i++) {
+		if (a->state[i] == RCPT_DONE)
+			continue;
+		deliver_set_result(&a->r->rcpt[i], st, dsn, "%s", text);
+		a->state[i] = RCPT_DONE;
+		log_rcpt_relay(a, &a->r->rcpt[i], "none");
 	}
 }
 
@@ -116,57 +296,19 @@ static int content_present(int msgfd, const struct deliver_request *r)
 	return r->offset <= size && r->length <= size - r->offset;
 }
 
-void send_deliver_to(struct deliver_request *r, int msgfd, const struct send_targets *targets)
+/* The kept connection, when it may carry this request; NULL otherwise (a
+ * kept connection for another nexthop or too old gets QUIT). */
+static struct smtp_session *take_cached(const struct deliver_request *r)
 {
-	struct send_attempt a;
-	char text[DELIVER_MAX_TEXT];
-	const char *relay = "none";
-
-	memset(&a, 0, sizeof(a));
-	a.r = r;
-	a.msgfd = msgfd;
-	a.state = xcalloc(r->nrcpt ? r->nrcpt : 1, sizeof(*a.state));
-	for (size_t i = 0; i < r->nrcpt; i++)
-		deliver_set_result(&r->rcpt[i], DELIVER_TEMP, "4.4.1", "delivery not attempted");
-
-	for (size_t k = 0; k < targets->n; k++) {
-		size_t open = 0;
-		for (size_t i = 0; i < r->nrcpt; i++)
-			if (a.state[i] != RCPT_DONE)
-				open++;
-		if (open == 0)
-			break;
-
-		const struct send_target *t = &targets->t[k];
-		char ip[INET6_ADDRSTRLEN + 8];
-		int port = 0;
-		sock_addr_text((const struct sockaddr *)&t->sa, t->salen, ip, sizeof(ip), &port);
-		snprintf(a.peer, sizeof(a.peer), "%s[%s]", t->name, ip);
-		snprintf(a.relay, sizeof(a.relay), "%s[%s]:%d", t->name, ip, port);
-
-		int fd = connect_timeout(t, connect_timeout_ms());
-		if (fd < 0) {
-			int e = errno;
-			snprintf(text, sizeof(text), "connect to %s: %s", a.relay,
-				 e == ETIMEDOUT ? "Connection timed out" : strerror(e));
-			log_info("%s: %s", r->queue_id, text);
-			for (size_t i = 0; i < r->nrcpt; i++)
-				if (a.state[i] != RCPT_DONE)
-					deliver_set_result(&r->rcpt[i], DELIVER_TEMP, "4.4.1", "%s", text);
-			relay = "none";
-			continue;
-		}
-		send_smtp_session(&a, fd);
-		close(fd);
-		relay = a.relay;
-		for (size_t i = 0; i < r->nrcpt; i++)
-			if (a.state[i] == RCPT_ACCEPTED) /* cannot happen: the session settles these */
-				a.state[i] = RCPT_PENDING;
-	}
-	for (size_t i = 0; i < r->nrcpt; i++)
-		if (a.state[i] != RCPT_DONE)
-			send_log_rcpt(r, &r->rcpt[i], relay);
-	free(a.state);
+	struct smtp_session *s = cached;
+	if (s == NULL)
+		return NULL;
+	cached = NULL;
+	if (strcmp(s->nexthop, r->nexthop) == 0 && reusable(s))
+		return s;
+	send_session_quit(s);
+	free(s);
+	return NULL;
 }
 
 void send_deliver_request(struct deliver_request *r, int msgfd)
@@ -174,30 +316,58 @@ void send_deliver_request(struct deliver_request *r, int msgfd)
 	struct send_nexthop nh;
 	struct send_targets *targets;
 	struct send_error err;
+	struct send_attempt a;
+	char relay[SEND_HOST_MAX + 80] = "none", text[300];
 
 	if (r->nrcpt == 0)
 		return;
+	attempt_init(&a, r, msgfd);
 	if (send_nexthop_parse(r->nexthop, &nh) < 0) {
 		log_warning("%s: malformed nexthop \"%s\"", r->queue_id, r->nexthop);
-		all_fail(r, DELIVER_TEMP, "4.3.5", "malformed nexthop in the transport configuration");
-		return;
+		all_fail(&a, DELIVER_TEMP, "4.3.5", "malformed nexthop in the transport configuration");
+		goto out;
 	}
 	if (!content_present(msgfd, r)) {
 		log_warning("%s: queue file is shorter than the delivery request", r->queue_id);
-		all_fail(r, DELIVER_TEMP, "4.3.0", "error reading the queue file");
-		return;
+		all_fail(&a, DELIVER_TEMP, "4.3.0", "error reading the queue file");
+		goto out;
+	}
+	long hops = send_count_received(msgfd, r->offset, r->length);
+	if (hops < 0) {
+		all_fail(&a, DELIVER_TEMP, "4.3.0", "error reading the queue file");
+		goto out;
+	}
+	if (hops > cf.hopcount_limit) {
+		snprintf(text, sizeof(text), "mail forwarding loop: too many hops (%ld Received: headers, limit %lld)",
+			 hops, cf.hopcount_limit);
+		all_fail(&a, DELIVER_PERM, "5.4.6", text);
+		goto out;
+	}
+	struct smtp_session *s = take_cached(r);
+	if (s) {
+		int rc = send_smtp_session(&a, s);
+		snprintf(relay, sizeof(relay), "%s", s->relay);
+		a.s = NULL;
+		finish_session(s, rc);
+		if (open_count(&a) == 0)
+			goto out;
+		a.t_ready = 0; /* a dead kept connection: the normal path follows */
 	}
 	targets = xmalloc(sizeof(*targets));
 	if (send_resolve(&nh, targets, &err) < 0)
-		all_fail(r, err.status, err.dsn, err.text);
+		all_fail(&a, err.status, err.dsn, err.text);
 	else
-		send_deliver_to(r, msgfd, targets);
+		deliver_targets(&a, targets, relay, sizeof(relay));
 	free(targets);
+out:
+	attempt_finish(&a, relay);
 }
 
 void send_serve(int fd, const struct sockaddr *peer, socklen_t peerlen)
 {
 	(void)peer;
 	(void)peerlen;
+	send_reuse_begin();
 	deliver_serve(fd, SEND_REQUEST_TIMEOUT_MS, send_deliver_request);
+	send_reuse_end();
 }

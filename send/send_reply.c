@@ -13,7 +13,10 @@
  * line is text and is sanitised before it reaches a log or a DSN.
  *
  * Writes go through send(MSG_NOSIGNAL) with poll, each flush bounded by
- * timeout_ms.
+ * timeout_ms.  Both directions go through the io_read/io_write callbacks,
+ * so a TLS layer replaces the transport without touching the protocol.
+ * With c->trace set (debug_peer_list) every command line sent through
+ * smtp_conn_printf and every reply line read is logged.
  *
  * Public: smtp_conn_*, smtp_reply_*, smtp_read_reply.
  */
@@ -28,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "send.h"
 
 #define OUT_MAX (2 * SEND_CHUNK + 1024)
@@ -58,13 +62,23 @@ static int wait_fd(int fd, short events, long long deadline)
 	}
 }
 
+static ssize_t plain_read(struct smtp_conn *c, void *p, size_t n)
+{
+	return read(c->fd, p, n);
+}
+
+static ssize_t plain_write(struct smtp_conn *c, void *p, size_t n)
+{
+	return send(c->fd, p, n, MSG_NOSIGNAL);
+}
+
 static ssize_t conn_read(void *ctx, void *p, size_t n)
 {
 	struct smtp_conn *c = ctx;
 	for (;;) {
 		if (wait_fd(c->fd, POLLIN, c->deadline_ms) < 0)
 			return -1;
-		ssize_t r = read(c->fd, p, n);
+		ssize_t r = c->io_read(c, p, n);
 		if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
 			continue;
 		return r;
@@ -78,6 +92,10 @@ void smtp_conn_init(struct smtp_conn *c, int fd, int timeout_ms)
 	c->deadline_ms = now_ms() + timeout_ms;
 	lr_init(&c->lr, conn_read, c, SMTP_LINE_MAX, 0);
 	buf_init(&c->out, OUT_MAX);
+	c->io_read = plain_read;
+	c->io_write = plain_write;
+	c->io_ctx = NULL;
+	c->trace = NULL;
 }
 
 void smtp_conn_free(struct smtp_conn *c)
@@ -91,7 +109,7 @@ int smtp_conn_flush(struct smtp_conn *c)
 	size_t off = 0;
 	long long deadline = now_ms() + c->timeout_ms;
 	while (off < c->out.len) {
-		ssize_t w = send(c->fd, c->out.data + off, c->out.len - off, MSG_NOSIGNAL);
+		ssize_t w = c->io_write(c, c->out.data + off, c->out.len - off);
 		if (w > 0) {
 			off += (size_t)w;
 			continue;
@@ -142,6 +160,10 @@ int smtp_conn_printf(struct smtp_conn *c, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= sizeof(line)) {
 		errno = EOVERFLOW;
 		return -1;
+	}
+	if (c->trace) {
+		int shown = n >= 2 ? n - 2 : n; /* without the CRLF */
+		log_info("> %s: %.*s", c->trace, shown, line);
 	}
 	return smtp_conn_put(c, line, (size_t)n);
 }
@@ -231,6 +253,8 @@ enum smtp_read_result smtp_read_reply(struct smtp_conn *c, struct smtp_reply *re
 			goto out;
 		}
 		const char *s = line.data;
+		if (c->trace)
+			log_info("< %s: %.*s", c->trace, line.len > 300 ? 300 : (int)line.len, s);
 		if (line.len < 3 || memchr(s, '\0', line.len) != NULL || !is_digit(s[0]) || !is_digit(s[1]) ||
 		    !is_digit(s[2]) || s[0] < '2' || s[0] > '5' || s[1] > '5')
 			goto out;
@@ -302,6 +326,32 @@ int smtp_reply_has_ext(const struct smtp_reply *rep, const char *keyword)
 		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
 		if (!first && len >= klen && strncasecmp(p, keyword, klen) == 0 && (len == klen || p[klen] == ' ' || p[klen] == '='))
 			return 1;
+		first = 0;
+		p += len + 1;
+	}
+	return 0;
+}
+
+int smtp_reply_ext_param(const struct smtp_reply *rep, const char *keyword, char *out, size_t outsize)
+{
+	size_t klen = strlen(keyword);
+	const char *p = rep->lines.data, *end = p + rep->lines.len;
+	int first = 1;
+	if (outsize > 0)
+		out[0] = '\0';
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		if (!first && len >= klen && strncasecmp(p, keyword, klen) == 0 && (len == klen || p[klen] == ' ')) {
+			size_t vlen = len > klen ? len - klen - 1 : 0;
+			if (outsize > 0) {
+				if (vlen >= outsize)
+					vlen = outsize - 1;
+				memcpy(out, p + klen + (len > klen ? 1 : 0), vlen);
+				out[vlen] = '\0';
+			}
+			return 1;
+		}
 		first = 0;
 		p += len + 1;
 	}

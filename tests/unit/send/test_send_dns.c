@@ -3,8 +3,11 @@
  * traffic: the MX reply parser on hand-built wire-format replies (sorting,
  * duplicates, null MX, a CNAME before the MX records, hostile host names,
  * more records than kept, truncated and inconsistent replies, compression
- * loops), the nexthop parser, and send_resolve on address literals.
+ * loops), the nexthop parser, and send_resolve on address literals; A/AAAA
+ * and CNAME parsing, shuffling of equal preferences, the resolver setting,
+ * "loops back to myself" (address and port) and the address preference.
  */
+#include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <check.h>
 #include <netinet/in.h>
@@ -300,6 +303,216 @@ START_TEST(test_resolve_literal)
 }
 END_TEST
 
+
+/* One record of type t with raw rdata, owner = the question name. */
+static void add_raw(struct pkt *p, unsigned t, const unsigned char *rd, size_t rdlen)
+{
+	put16(p, 0xc00c);
+	put16(p, t);
+	put16(p, ns_c_in);
+	put16(p, 0);
+	put16(p, 300);
+	put16(p, (unsigned)rdlen);
+	for (size_t i = 0; i < rdlen; i++)
+		put8(p, rd[i]);
+	bump(p);
+}
+
+START_TEST(test_parse_addrs)
+{
+	struct pkt p;
+	struct sockaddr_storage sa[4];
+	char cname[256];
+	static const unsigned char a1[4] = { 192, 0, 2, 1 }, a2[4] = { 192, 0, 2, 2 };
+	static const unsigned char a6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 7 };
+	start(&p);
+	add_raw(&p, ns_t_a, a1, 4);
+	add_raw(&p, ns_t_aaaa, a6, 16); /* another type: skipped */
+	add_raw(&p, ns_t_a, a2, 4);
+	ck_assert_int_eq(send_dns_parse_addrs(p.b, p.n, ns_t_a, 2525, sa, 4, cname, sizeof(cname)), 2);
+	ck_assert_str_eq(cname, "");
+	const struct sockaddr_in *s4 = (const struct sockaddr_in *)&sa[1];
+	ck_assert_int_eq(s4->sin_family, AF_INET);
+	ck_assert_uint_eq(ntohs(s4->sin_port), 2525);
+	ck_assert(memcmp(&s4->sin_addr, a2, 4) == 0);
+	ck_assert_int_eq(send_dns_parse_addrs(p.b, p.n, ns_t_aaaa, 25, sa, 4, cname, sizeof(cname)), 1);
+	ck_assert_int_eq(sa[0].ss_family, AF_INET6);
+	/* at most max kept */
+	ck_assert_int_eq(send_dns_parse_addrs(p.b, p.n, ns_t_a, 25, sa, 1, cname, sizeof(cname)), 1);
+	/* an A record with 5 bytes of rdata is malformed */
+	static const unsigned char bad[5] = { 1, 2, 3, 4, 5 };
+	start(&p);
+	add_raw(&p, ns_t_a, bad, 5);
+	ck_assert_int_eq(send_dns_parse_addrs(p.b, p.n, ns_t_a, 25, sa, 4, cname, sizeof(cname)), -1);
+	/* a header only, or less */
+	ck_assert_int_eq(send_dns_parse_addrs(p.b, 11, ns_t_a, 25, sa, 4, cname, sizeof(cname)), -1);
+	/* an unsupported query type */
+	ck_assert_int_eq(send_dns_parse_addrs(p.b, p.n, ns_t_mx, 25, sa, 4, cname, sizeof(cname)), -1);
+}
+END_TEST
+
+START_TEST(test_parse_cname_only)
+{
+	struct pkt p;
+	struct sockaddr_storage sa[4];
+	char cname[256];
+	start(&p);
+	put16(&p, 0xc00c);
+	put16(&p, ns_t_cname);
+	put16(&p, ns_c_in);
+	put16(&p, 0);
+	put16(&p, 300);
+	put16(&p, 15);
+	put_name(&p, "other.example");
+	bump(&p);
+	ck_assert_int_eq(send_dns_parse_addrs(p.b, p.n, ns_t_a, 25, sa, 4, cname, sizeof(cname)), 0);
+	ck_assert_str_eq(cname, "other.example");
+	ck_assert_int_eq(send_dns_parse_cname(p.b, p.n, cname, sizeof(cname)), 0);
+	ck_assert_str_eq(cname, "other.example");
+	/* a CNAME whose rdlen does not match its name is malformed */
+	p.b[p.n - 16] = 14; /* low byte of rdlen */
+	ck_assert_int_eq(send_dns_parse_cname(p.b, p.n, cname, sizeof(cname)), -1);
+	/* too small a buffer for the target */
+	p.b[p.n - 16] = 15;
+	ck_assert_int_eq(send_dns_parse_cname(p.b, p.n, cname, 5), -1);
+}
+END_TEST
+
+/* Equal preferences come out in varying orders, preferences stay sorted. */
+START_TEST(test_shuffle_equal_prefs)
+{
+	int first_seen[3] = { 0, 0, 0 };
+	for (int round = 0; round < 200; round++) {
+		struct send_mx mx[5] = { { 5, "a" }, { 10, "b0" }, { 10, "b1" }, { 10, "b2" }, { 20, "c" } };
+		send_dns_shuffle(mx, 5);
+		ck_assert_str_eq(mx[0].name, "a");
+		ck_assert_str_eq(mx[4].name, "c");
+		for (int i = 1; i < 4; i++) {
+			ck_assert_uint_eq(mx[i].pref, 10);
+			ck_assert(mx[i].name[0] == 'b');
+		}
+		first_seen[mx[1].name[1] - '0']++;
+	}
+	for (int i = 0; i < 3; i++)
+		ck_assert_msg(first_seen[i] > 20, "b%d first only %d times of 200", i, first_seen[i]);
+}
+END_TEST
+
+START_TEST(test_resolver_setting)
+{
+	struct sockaddr_in sin;
+	ck_assert_int_eq(send_resolver_parse("127.0.0.1:5353", &sin), 0);
+	ck_assert_uint_eq(ntohs(sin.sin_port), 5353);
+	ck_assert_uint_eq(ntohl(sin.sin_addr.s_addr), 0x7f000001);
+	ck_assert_int_eq(send_resolver_parse("192.0.2.9", &sin), 0);
+	ck_assert_uint_eq(ntohs(sin.sin_port), 53);
+	ck_assert_int_eq(send_resolver_parse("127.0.0.1:0", &sin), -1);
+	ck_assert_int_eq(send_resolver_parse("127.0.0.1:99999", &sin), -1);
+	ck_assert_int_eq(send_resolver_parse("ns.example:53", &sin), -1);
+	ck_assert_int_eq(send_resolver_parse("", &sin), -1);
+}
+END_TEST
+
+static void target(struct send_targets *t, const char *ip, int port, unsigned pref, const char *name)
+{
+	struct send_target *x = &t->t[t->n++];
+	memset(x, 0, sizeof(*x));
+	snprintf(x->name, sizeof(x->name), "%s", name);
+	x->pref = pref;
+	if (strchr(ip, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&x->sa;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((unsigned short)port);
+		ck_assert_int_eq(inet_pton(AF_INET6, ip, &s6->sin6_addr), 1);
+		x->salen = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&x->sa;
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((unsigned short)port);
+		ck_assert_int_eq(inet_pton(AF_INET, ip, &s4->sin_addr), 1);
+		x->salen = sizeof(*s4);
+	}
+}
+
+static void set(const char *kv)
+{
+	char err[256];
+	ck_assert_msg(conf_override(kv, err, sizeof(err)) == 0, "%s", err);
+}
+
+START_TEST(test_loops_back_to_myself)
+{
+	struct send_targets t;
+	struct send_error err;
+	conf_defaults();
+	set("smtpd_listen=127.0.0.1:2525");
+	/* the same address on another port (a test sink) is not myself */
+	t.n = 0;
+	target(&t, "127.0.0.1", 2526, 10, "mx.test");
+	ck_assert_int_eq(send_drop_self("d.test", &t, &err), 0);
+	ck_assert_uint_eq(t.n, 1);
+	/* the listener itself: bounce */
+	t.n = 0;
+	target(&t, "127.0.0.1", 2525, 10, "mx.test");
+	ck_assert_int_eq(send_drop_self("d.test", &t, &err), -1);
+	ck_assert_int_eq(err.status, DELIVER_PERM);
+	ck_assert_str_eq(err.dsn, "5.4.6");
+	ck_assert_str_eq(err.text, "mail for d.test loops back to myself");
+	/* a relay domain: defer instead */
+	set("relay_domains=d.test");
+	t.n = 0;
+	target(&t, "127.0.0.1", 2525, 10, "mx.test");
+	ck_assert_int_eq(send_drop_self("d.test", &t, &err), -1);
+	ck_assert_int_eq(err.status, DELIVER_TEMP);
+	ck_assert_str_eq(err.dsn, "4.4.6");
+	/* a better MX stays; myself and every worse MX go */
+	t.n = 0;
+	target(&t, "192.0.2.1", 2525, 5, "better.test");
+	target(&t, "127.0.0.1", 2525, 10, "me.test");
+	target(&t, "192.0.2.3", 2525, 10, "same.test");
+	target(&t, "192.0.2.4", 2525, 20, "worse.test");
+	ck_assert_int_eq(send_drop_self("d.test", &t, &err), 0);
+	ck_assert_uint_eq(t.n, 1);
+	ck_assert_str_eq(t.t[0].name, "better.test");
+	/* a wildcard listener: every loopback address with that port, IPv6 and mapped too */
+	set("smtpd_listen=:2600, [::1]:2700");
+	target(&t, "127.0.0.5", 2600, 0, "x");
+	ck_assert(send_is_self((struct sockaddr *)&t.t[t.n - 1].sa, t.t[t.n - 1].salen));
+	target(&t, "::ffff:127.0.0.1", 2600, 0, "x");
+	ck_assert(send_is_self((struct sockaddr *)&t.t[t.n - 1].sa, t.t[t.n - 1].salen));
+	target(&t, "::1", 2700, 0, "x");
+	ck_assert(send_is_self((struct sockaddr *)&t.t[t.n - 1].sa, t.t[t.n - 1].salen));
+	target(&t, "127.0.0.1", 2700, 0, "x");
+	ck_assert(!send_is_self((struct sockaddr *)&t.t[t.n - 1].sa, t.t[t.n - 1].salen));
+	target(&t, "192.0.2.1", 2600, 0, "x");
+	ck_assert(!send_is_self((struct sockaddr *)&t.t[t.n - 1].sa, t.t[t.n - 1].salen));
+}
+END_TEST
+
+START_TEST(test_address_preference)
+{
+	struct send_targets t;
+	conf_defaults();
+	set("smtp_address_preference=ipv4");
+	t.n = 0;
+	target(&t, "2001:db8::1", 25, 10, "a.test");
+	target(&t, "192.0.2.1", 25, 10, "a.test");
+	target(&t, "2001:db8::2", 25, 20, "b.test");
+	target(&t, "192.0.2.2", 25, 20, "b.test");
+	send_order_family(t.t, t.n);
+	ck_assert_int_eq(t.t[0].sa.ss_family, AF_INET);
+	ck_assert_str_eq(t.t[0].name, "a.test");
+	ck_assert_int_eq(t.t[1].sa.ss_family, AF_INET6);
+	ck_assert_int_eq(t.t[2].sa.ss_family, AF_INET);
+	ck_assert_str_eq(t.t[2].name, "b.test"); /* MX order is kept */
+	set("smtp_address_preference=ipv6");
+	send_order_family(t.t, t.n);
+	ck_assert_int_eq(t.t[0].sa.ss_family, AF_INET6);
+	ck_assert_int_eq(t.t[2].sa.ss_family, AF_INET6);
+	ck_assert_str_eq(t.t[3].name, "b.test");
+}
+END_TEST
+
 static Suite *dns_suite(void)
 {
 	Suite *s = suite_create("send_dns");
@@ -312,6 +525,12 @@ static Suite *dns_suite(void)
 	tcase_add_test(tc, test_malformed_replies);
 	tcase_add_test(tc, test_nexthop_parse);
 	tcase_add_test(tc, test_resolve_literal);
+	tcase_add_test(tc, test_parse_addrs);
+	tcase_add_test(tc, test_parse_cname_only);
+	tcase_add_test(tc, test_shuffle_equal_prefs);
+	tcase_add_test(tc, test_resolver_setting);
+	tcase_add_test(tc, test_loops_back_to_myself);
+	tcase_add_test(tc, test_address_preference);
 	suite_add_tcase(s, tc);
 	return s;
 }

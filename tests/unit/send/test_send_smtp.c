@@ -14,6 +14,11 @@
  * replies (bad code, mixed codes, 999, overlong line, NUL, "250-" then EOF);
  * a 421 greeting; connection refused; a banner that never comes (timeout);
  * SMTPUTF8 to a peer without it; and the content converter on its own.
+ * Issue 6: connection reuse (two requests, one connection, RSET between,
+ * QUIT at the end), the reuse count limit, 8-bit → quoted-printable for a
+ * peer without 8BITMIME (single part and multipart, exact bytes), DSN
+ * parameters passed on / "relayed" without DSN, SIZE, the hop limit and
+ * the per-command timeouts.
  */
 #include <check.h>
 #include <errno.h>
@@ -65,7 +70,9 @@ static void setup(void)
 	conf_defaults();
 	set_conf("myhostname=client.test");
 	cf.smtp_connect_timeout = 5;
-	cf.smtp_reply_timeout = 5;
+	cf.smtp_helo_timeout = cf.smtp_mail_timeout = cf.smtp_rcpt_timeout = 5;
+	cf.smtp_data_init_timeout = cf.smtp_data_xfer_timeout = cf.smtp_data_done_timeout = 5;
+	cf.smtp_quit_timeout = cf.smtp_rset_timeout = 5;
 	snprintf(workdir, sizeof(workdir), "/tmp/tern-send.XXXXXX");
 	ck_assert_ptr_nonnull(mkdtemp(workdir));
 }
@@ -313,7 +320,7 @@ START_TEST(test_no_pipelining_multiline_banner)
 	struct deliver_request r;
 	size_t len;
 	char *got = deliver(steps, &r, "Subject: 8bit \xc3\xa9\n\nhello\n", DELIVER_F_8BITMIME, two, 2, &len);
-	const char *want = "EHLO client.test\r\nMAIL FROM:<s@x.org> BODY=8BITMIME\r\nRCPT TO:<x@y.test>\r\n"
+	const char *want = "EHLO client.test\r\nMAIL FROM:<s@x.org> SIZE=24 BODY=8BITMIME\r\nRCPT TO:<x@y.test>\r\n"
 			   "RCPT TO:<z@y.test>\r\nDATA\r\nSubject: 8bit \xc3\xa9\r\n\r\nhello\r\n.\r\nQUIT\r\n";
 	ck_assert_str_eq(got, want);
 	assert_result(&r.rcpt[0], DELIVER_PERM, "5.7.1", "relaying denied (in reply to RCPT TO command)");
@@ -571,7 +578,7 @@ START_TEST(test_banner_timeout)
 		{ LINES, 1, NULL, 0 }, /* waits for a line that never comes */
 		{ END, 0, NULL, 0 },
 	};
-	cf.smtp_reply_timeout = 1;
+	cf.smtp_helo_timeout = 1;
 	struct deliver_request r;
 	size_t len;
 	time_t t0 = time(NULL);
@@ -801,6 +808,327 @@ START_TEST(test_retry_only_unanswered)
 }
 END_TEST
 
+
+/* Two requests for the same nexthop in one process go over ONE connection
+ * (the fake accepts exactly once: a second connection would never get a
+ * greeting): RSET between them, QUIT when the qmgr connection ends. */
+START_TEST(test_reuse_one_connection)
+{
+	static const struct step steps[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 PIPELINING\r\n", 0 },
+		{ LINES, 3, "250 ok\r\n250 ok\r\n354 go\r\n", 0 },
+		{ BODY, 0, "250 2.0.0 first\r\n", 0 },
+		{ LINES, 1, "250 2.0.0 reset\r\n", 0 },
+		{ LINES, 3, "250 ok\r\n250 ok\r\n354 go\r\n", 0 },
+		{ BODY, 0, "250 2.0.0 second\r\n", 0 },
+		{ LINES, 1, "250 2.0.0 reset\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	struct fake f;
+	struct deliver_request r1, r2;
+	fake_start(&f, steps);
+	int fd1 = message_fd("one\n", 4), fd2 = message_fd("two\n", 4);
+	request(&r1, f.port, 4);
+	deliver_request_add(&r1, 0, 0, "a@y.test");
+	request(&r2, f.port, 4);
+	strcpy(r2.queue_id, "SENDQ2");
+	deliver_request_add(&r2, 0, 0, "b@y.test");
+	send_reuse_begin();
+	send_deliver_request(&r1, fd1);
+	ck_assert(send_reuse_cached());
+	send_deliver_request(&r2, fd2);
+	ck_assert(send_reuse_cached());
+	send_reuse_end();
+	ck_assert(!send_reuse_cached());
+	size_t len;
+	char *got = fake_finish(&f, &len);
+	ck_assert_str_eq(got, "EHLO client.test\r\n"
+			      "MAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\nDATA\r\none\r\n.\r\nRSET\r\n"
+			      "MAIL FROM:<s@x.org>\r\nRCPT TO:<b@y.test>\r\nDATA\r\ntwo\r\n.\r\nRSET\r\nQUIT\r\n");
+	assert_result(&r1.rcpt[0], DELIVER_OK, "2.0.0", "250 2.0.0 first");
+	assert_result(&r2.rcpt[0], DELIVER_OK, "2.0.0", "250 2.0.0 second");
+	ck_assert_str_eq(r2.rcpt[0].mta, "127.0.0.1");
+	free(got);
+	close(fd1);
+	close(fd2);
+	deliver_request_free(&r1);
+	deliver_request_free(&r2);
+}
+END_TEST
+
+/* With smtp_connection_reuse_count_limit = 1 nothing is kept. */
+START_TEST(test_reuse_count_limit)
+{
+	static const struct step steps[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250 fake\r\n", 0 },
+		{ LINES, 1, "250 ok\r\n", 0 },
+		{ LINES, 1, "250 ok\r\n", 0 },
+		{ LINES, 1, "354 go\r\n", 0 },
+		{ BODY, 0, "250 2.0.0 ok\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	cf.smtp_connection_reuse_count_limit = 1;
+	send_reuse_begin();
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(steps, &r, "x\n", 0, three, 1, &len);
+	ck_assert(!send_reuse_cached());
+	send_reuse_end();
+	ck_assert_str_eq(got, "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+static const struct step plain_peer[] = { /* no 8BITMIME, no PIPELINING */
+	{ LINES, 0, "220 fake\r\n", 0 },
+	{ LINES, 1, "250 fake\r\n", 0 },
+	{ LINES, 1, "250 ok\r\n", 0 },
+	{ LINES, 1, "250 ok\r\n", 0 },
+	{ LINES, 1, "354 go\r\n", 0 },
+	{ BODY, 0, "250 2.0.0 ok\r\n", 0 },
+	{ LINES, 1, "221 bye\r\n", 0 },
+	{ END, 0, NULL, 0 },
+};
+
+static const char *body_of(const char *wire)
+{
+	const char *b = strstr(wire, "DATA\r\n");
+	ck_assert_ptr_nonnull(b);
+	return b + 6;
+}
+
+/* Every line ends in CRLF (no bare CR or LF) and is at most max octets. */
+static void assert_crlf_lines(const char *p, size_t max)
+{
+	const char *line = p;
+	for (; *p; p++) {
+		if (*p == '\r')
+			ck_assert_msg(p[1] == '\n', "bare CR at offset %zu", (size_t)(p - line));
+		if (*p == '\n') {
+			ck_assert_msg(p > line && p[-1] == '\r', "bare LF");
+			ck_assert_msg((size_t)(p - 1 - line) <= max, "line of %zu octets", (size_t)(p - 1 - line));
+			line = p + 1;
+		}
+	}
+}
+
+START_TEST(test_qp_single_part)
+{
+	const char *content = "Subject: x\nContent-Transfer-Encoding: 8bit\n\ncaf\xc3\xa9 = ok \n.dot\ttab\t\nend";
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(plain_peer, &r, content, DELIVER_F_8BITMIME, three, 1, &len);
+	ck_assert_str_eq(body_of(got), "Subject: x\r\nContent-Transfer-Encoding: quoted-printable\r\nMIME-Version: 1.0\r\n"
+				       "\r\ncaf=C3=A9 =3D ok=20\r\n..dot\ttab=09\r\nend\r\n.\r\nQUIT\r\n");
+	ck_assert(strstr(got, "BODY=8BITMIME") == NULL);
+	assert_result(&r.rcpt[0], DELIVER_OK, "2.0.0", NULL);
+	free(got);
+	deliver_request_free(&r);
+
+	/* a 7-bit message to the same peer goes byte for byte */
+	got = deliver(plain_peer, &r, "Subject: y\n\na = b \n", 0, three, 1, &len);
+	ck_assert_str_eq(body_of(got), "Subject: y\r\n\r\na = b \r\n.\r\nQUIT\r\n");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+START_TEST(test_qp_multipart)
+{
+	char content[4096], want[8192];
+	char eacute[121];
+	for (int i = 0; i < 60; i++)
+		memcpy(eacute + 2 * i, "\xc3\xa9", 2);
+	eacute[120] = '\0';
+	snprintf(content, sizeof(content),
+		 "MIME-Version: 1.0\nContent-Type: multipart/mixed;\n boundary=\"BB\"\n\npre\n"
+		 "--BB\nContent-Type: text/plain\n\nascii only\n"
+		 "--BB\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: 8bit\n\n%s\n"
+		 "--BB\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\nAAAA\n"
+		 "--BB--\nepi\n",
+		 eacute);
+	/* 120 bytes → 120 "=XX" tokens, 25 per line of 75 + "=" */
+	char enc[1024];
+	size_t o = 0;
+	for (int i = 0; i < 120; i++) {
+		if (i > 0 && i % 25 == 0)
+			o += (size_t)snprintf(enc + o, sizeof(enc) - o, "=\r\n");
+		o += (size_t)snprintf(enc + o, sizeof(enc) - o, "%s", i % 2 ? "=A9" : "=C3");
+	}
+	snprintf(want, sizeof(want),
+		 "MIME-Version: 1.0\r\nContent-Type: multipart/mixed;\r\n boundary=\"BB\"\r\n\r\npre\r\n"
+		 "--BB\r\nContent-Type: text/plain\r\n\r\nascii only\r\n"
+		 "--BB\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n%s\r\n"
+		 "--BB\r\nContent-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\nAAAA\r\n"
+		 "--BB--\r\nepi\r\n.\r\nQUIT\r\n",
+		 enc);
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(plain_peer, &r, content, 0, three, 1, &len);
+	ck_assert_str_eq(body_of(got), want);
+	assert_crlf_lines(got, 76);
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+static const struct step dsn_peer[] = {
+	{ LINES, 0, "220 fake\r\n", 0 },
+	{ LINES, 1, "250-fake\r\n250-DSN\r\n250 PIPELINING\r\n", 0 },
+	{ LINES, 4, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", 0 },
+	{ BODY, 0, "250 2.0.0 ok\r\n", 0 },
+	{ LINES, 1, "221 bye\r\n", 0 },
+	{ END, 0, NULL, 0 },
+};
+
+static const struct step nodsn_peer[] = {
+	{ LINES, 0, "220 fake\r\n", 0 },
+	{ LINES, 1, "250-fake\r\n250 PIPELINING\r\n", 0 },
+	{ LINES, 4, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", 0 },
+	{ BODY, 0, "250 2.0.0 ok\r\n", 0 },
+	{ LINES, 1, "221 bye\r\n", 0 },
+	{ END, 0, NULL, 0 },
+};
+
+static char *deliver_dsn(const struct step *steps, struct deliver_request *r)
+{
+	struct fake f;
+	size_t len;
+	fake_start(&f, steps);
+	int fd = message_fd("x\n", 2);
+	request(r, f.port, 2);
+	r->flags = DELIVER_F_RET_HDRS;
+	strcpy(r->envid, "ID+1 x");
+	struct deliver_rcpt *rc = deliver_request_add(r, 0, NOTIFY_SUCCESS | NOTIFY_FAILURE, "a@y.test");
+	strcpy(rc->orcpt, "rfc822;a+2Bb@y.test");
+	deliver_request_add(r, 1, 0, "b@y.test");
+	send_deliver_request(r, fd);
+	close(fd);
+	return fake_finish(&f, &len);
+}
+
+START_TEST(test_dsn_passed_on)
+{
+	struct deliver_request r;
+	char *got = deliver_dsn(dsn_peer, &r);
+	ck_assert_str_eq(got, "EHLO client.test\r\nMAIL FROM:<s@x.org> RET=HDRS ENVID=ID+2B1+20x\r\n"
+			      "RCPT TO:<a@y.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;a+2Bb@y.test\r\n"
+			      "RCPT TO:<b@y.test>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n");
+	assert_result(&r.rcpt[0], DELIVER_OK, "2.0.0", NULL);
+	ck_assert_str_eq(r.rcpt[0].mta, "127.0.0.1");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+/* Without DSN at the peer: no DSN parameters, and NOTIFY=SUCCESS → relayed. */
+START_TEST(test_no_dsn_relayed)
+{
+	struct deliver_request r;
+	char *got = deliver_dsn(nodsn_peer, &r);
+	ck_assert_str_eq(got, "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\n"
+			      "RCPT TO:<b@y.test>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n");
+	assert_result(&r.rcpt[0], DELIVER_RELAYED, "2.0.0", NULL);
+	assert_result(&r.rcpt[1], DELIVER_OK, "2.0.0", NULL);
+	struct buf b;
+	buf_init(&b, 1 << 20);
+	ck_assert_int_eq(deliver_encode_response(&r, &b), 0);
+	ck_assert_ptr_nonnull(strstr(b.data, "result 0 relayed 2.0.0 127.0.0.1 "));
+	buf_free(&b);
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+START_TEST(test_size_limit)
+{
+	static const struct step steps[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 SIZE 10\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(steps, &r, "0123456789abcdef\n", 0, three, 1, &len);
+	ck_assert_str_eq(got, "EHLO client.test\r\nQUIT\r\n");
+	assert_result(&r.rcpt[0], DELIVER_PERM, "5.3.4", "message size 17 exceeds size limit 10 of server");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
+START_TEST(test_hop_limit)
+{
+	int port = refused_port();
+	cf.hopcount_limit = 2;
+	const char *three_hops = "Received: from a\nreceived : from b\n\tcontinued\nRECEIVED: from c\nSubject: x\n\nReceived: body\n";
+	int fd = message_fd(three_hops, strlen(three_hops));
+	struct deliver_request r;
+	request(&r, port, strlen(three_hops));
+	deliver_request_add(&r, 0, 0, "a@y.test");
+	send_deliver_request(&r, fd);
+	assert_result(&r.rcpt[0], DELIVER_PERM, "5.4.6", "too many hops (3 Received: headers, limit 2)");
+	close(fd);
+	deliver_request_free(&r);
+	/* two is not too many: the delivery is attempted (and refused) */
+	const char *two = "Received: from a\nReceived: from b\n\nReceived: body\nReceived: body\n";
+	fd = message_fd(two, strlen(two));
+	request(&r, port, strlen(two));
+	deliver_request_add(&r, 0, 0, "a@y.test");
+	send_deliver_request(&r, fd);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.4.1", "Connection refused");
+	close(fd);
+	deliver_request_free(&r);
+}
+END_TEST
+
+/* smtp_rcpt_timeout and smtp_data_done_timeout apply to their stage. */
+START_TEST(test_command_timeouts)
+{
+	static const struct step stall_rcpt[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250 fake\r\n", 0 },
+		{ LINES, 1, "250 ok\r\n", 0 },
+		{ LINES, 1, NULL, 0 },
+		{ LINES, 1, NULL, 0 }, /* never comes */
+		{ END, 0, NULL, 0 },
+	};
+	static const struct step stall_dot[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250 fake\r\n", 0 },
+		{ LINES, 1, "250 ok\r\n", 0 },
+		{ LINES, 1, "250 ok\r\n", 0 },
+		{ LINES, 1, "354 go\r\n", 0 },
+		{ BODY, 0, NULL, 0 },
+		{ LINES, 1, NULL, 0 },
+		{ END, 0, NULL, 0 },
+	};
+	struct deliver_request r;
+	size_t len;
+	cf.smtp_rcpt_timeout = 1;
+	time_t t0 = time(NULL);
+	char *got = deliver(stall_rcpt, &r, "x\n", 0, three, 1, &len);
+	ck_assert_int_le(time(NULL) - t0, 3);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.4.2", "timed out while sending RCPT TO");
+	free(got);
+	deliver_request_free(&r);
+	cf.smtp_rcpt_timeout = 5;
+	cf.smtp_data_done_timeout = 1;
+	t0 = time(NULL);
+	got = deliver(stall_dot, &r, "x\n", 0, three, 1, &len);
+	ck_assert_int_le(time(NULL) - t0, 3);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.4.2", "conversation timed out with");
+	free(got);
+	deliver_request_free(&r);
+}
+END_TEST
+
 static Suite *send_suite(void)
 {
 	Suite *s = suite_create("send_smtp");
@@ -824,6 +1152,15 @@ static Suite *send_suite(void)
 	tcase_add_test(tc, test_large_body);
 	tcase_add_test(tc, test_next_address_after_failures);
 	tcase_add_test(tc, test_retry_only_unanswered);
+	tcase_add_test(tc, test_reuse_one_connection);
+	tcase_add_test(tc, test_reuse_count_limit);
+	tcase_add_test(tc, test_qp_single_part);
+	tcase_add_test(tc, test_qp_multipart);
+	tcase_add_test(tc, test_dsn_passed_on);
+	tcase_add_test(tc, test_no_dsn_relayed);
+	tcase_add_test(tc, test_size_limit);
+	tcase_add_test(tc, test_hop_limit);
+	tcase_add_test(tc, test_command_timeouts);
 	suite_add_tcase(s, tc);
 	return s;
 }
