@@ -15,6 +15,7 @@
 
 static struct cdbmap *aliases;
 static int aliases_missing_logged;
+static struct cdbmap *virtual_map;
 
 int localrcpt_init(char *err, size_t errsize)
 {
@@ -23,6 +24,15 @@ int localrcpt_init(char *err, size_t errsize)
 	if (aliases) {
 		cdbmap_close(aliases);
 		aliases = NULL;
+	}
+	if (virtual_map) {
+		cdbmap_close(virtual_map);
+		virtual_map = NULL;
+	}
+	if (*cf.virtual_mailbox_maps) {
+		virtual_map = cdbmap_open_table(cf.virtual_mailbox_maps);
+		if (!virtual_map)
+			log_warning("virtual_mailbox_maps %s: %s", cf.virtual_mailbox_maps, strerror(errno));
 	}
 	if (!*cf.alias_maps)
 		return 0;
@@ -94,4 +104,52 @@ enum localrcpt_result localrcpt_check(const char *local, char *user)
 	if (errno == 0 || errno == ENOENT || errno == ESRCH || errno == EBADF || errno == EPERM)
 		return LOCALRCPT_NO;
 	return LOCALRCPT_TEMP;
+}
+
+int localrcpt_alias_lookup(const char *name, struct buf *value)
+{
+	if (!aliases)
+		return 0;
+	return cdbmap_lookup(aliases, name, value);
+}
+
+int localrcpt_virtual_lookup(const char *address, struct buf *value)
+{
+	char local[ADDR_SIZE], user[ADDR_SIZE], ext[ADDR_SIZE], key[ADDR_SIZE];
+	const char *at = strrchr(address, '@');
+	int r;
+
+	if (!virtual_map || !at)
+		return -1;
+	if ((r = cdbmap_lookup(virtual_map, address, value)) != 0)
+		return r;
+	if ((size_t)(at - address) >= sizeof(local))
+		return 0;
+	memcpy(local, address, (size_t)(at - address));
+	local[at - address] = '\0';
+	if (!*cf.recipient_delimiter || !addr_split_extension(local, cf.recipient_delimiter, user, ext))
+		return 0;
+	if (snprintf(key, sizeof(key), "%s%s", user, at) >= (int)sizeof(key))
+		return 0;
+	return cdbmap_lookup(virtual_map, key, value);
+}
+
+enum localrcpt_result localrcpt_check_address(const char *address)
+{
+	char local[ADDR_SIZE];
+	const char *at = strrchr(address, '@');
+	size_t n = at ? (size_t)(at - address) : strlen(address);
+
+	if (at && *cf.virtual_mailbox_domains && list_has_domain(cf.virtual_mailbox_domains, at + 1)) {
+		struct buf value;
+		buf_init(&value, 4096);
+		int r = localrcpt_virtual_lookup(address, &value);
+		buf_free(&value);
+		return r > 0 ? LOCALRCPT_YES : r == 0 ? LOCALRCPT_NO : LOCALRCPT_TEMP;
+	}
+	if (n >= sizeof(local))
+		return LOCALRCPT_NO;
+	memcpy(local, address, n);
+	local[n] = '\0';
+	return localrcpt_check(local, NULL);
 }

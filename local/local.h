@@ -11,12 +11,13 @@
  *   2. runs the delivery with the destination's identity
  *      (local_deliver.c): in-process when no uid change is needed,
  *      otherwise in a child that drops to the user's uid/gids first;
- *   3. writes the mailbox (maildir.c; mbox, pipes and files arrive with
- *      issue 5 as further destination kinds);
+ *   3. writes the mailbox (maildir.c, mbox.c), runs a command (pipe.c);
  *   4. logs one Postfix-shaped line per recipient (local_serve.c).
  *
- * Issue 5 slots in here: aliases and .forward become an expansion step
- * between (1) and (2) that may produce several destinations per recipient.
+ * Between (1) and (2) sits the expansion (local_expand.c): aliases,
+ * .forward and :include: files turn one recipient into several
+ * destinations; remote addresses among them are queued anew
+ * (local_requeue.c).
  */
 #ifndef TERN_LOCAL_H
 #define TERN_LOCAL_H
@@ -64,11 +65,23 @@ int local_msg_scan(struct local_msg *m);
 /* 1 when the header already carries Delivered-To: rcpt (case-insensitive). */
 int local_msg_has_delivered_to(const struct local_msg *m, const char *rcpt);
 
-/* ---- destinations (local_resolve.c) ---- */
+/* ---- identities and destinations (local_resolve.c) ---- */
+
+/* Who a delivery runs as.  switch_user: fork and privs_drop first. */
+struct local_ident {
+	int switch_user;
+	uid_t uid;
+	gid_t gid;
+	char pw_name[ADDR_SIZE]; /* user for initgroups; "" for none */
+	char home[PATH_MAX];     /* working directory of commands; "/" when none */
+	char shell[PATH_MAX];
+};
 
 enum local_dest_kind {
 	LOCAL_DEST_MAILDIR = 1, /* path is a Maildir directory, ending in '/' */
-	LOCAL_DEST_MBOX         /* path is an mbox file (issue 5) */
+	LOCAL_DEST_MBOX,        /* path is an mbox file (dotlock beside it) */
+	LOCAL_DEST_FILE,        /* path is a /file target: mbox format, no dotlock */
+	LOCAL_DEST_PIPE         /* path is a command for /bin/sh -c */
 };
 
 struct local_dest {
@@ -85,24 +98,41 @@ struct local_dest {
 	char pw_name[ADDR_SIZE];  /* user for initgroups; "" for none */
 	char user[ADDR_SIZE];     /* lower-cased user part of the recipient */
 	char ext[ADDR_SIZE];      /* address extension, "" when none */
+	char home[PATH_MAX];      /* commands run here ("/" when none) */
+	char shell[PATH_MAX];     /* SHELL for commands */
+	char domain[ADDR_SIZE];   /* recipient domain, for commands' DOMAIN */
+	const char *orcpt;        /* ORIGINAL_RECIPIENT for commands ("" none) */
 };
 
 /*
- * Resolve the recipient address to a destination.  Returns 0 with *d
+ * Resolve the recipient address to its own mailbox.  Returns 0 with *d
  * filled, or -1 with rc's result set (perm 5.1.1 unknown user / bad local
  * part, temp when the user cannot be delivered to now).
  */
 int local_resolve(const char *address, struct local_dest *d, struct deliver_rcpt *rc);
+/* The mailbox of the Unix user pw (already looked up), recipient address. */
+int local_resolve_user(const char *address, const void *pw, struct local_dest *d, struct deliver_rcpt *rc);
+/* Virtual mailbox of address in a virtual_mailbox_domains domain. */
+int local_resolve_virtual_mailbox(const char *address, struct local_dest *d, struct deliver_rcpt *rc);
+/* Fill id for a Unix user (or default_privs when name is NULL).  0 or -1
+ * with rc set (never root). */
+int local_ident_user(const char *name, struct local_ident *id, struct deliver_rcpt *rc);
+/* Copy the identity into a destination. */
+void local_dest_set_ident(struct local_dest *d, const struct local_ident *id);
 
-/* Check a user part used as a directory name in virtual mode: not empty,
- * not starting with '.', no '/', no control or quoting characters.  1 ok. */
-int local_user_name_ok(const char *user);
-
-/* ---- delivery (local_deliver.c, maildir.c) ---- */
+/* ---- delivery (local_deliver.c, maildir.c, mbox.c, pipe.c) ---- */
 
 /* Deliver msg to d for recipient address rc->address; sets rc's result. */
 void local_deliver_dest(const struct local_dest *d, const struct local_msg *msg, const char *sender,
 			struct deliver_rcpt *rc);
+/*
+ * Read a small file as id (in a child when id->switch_user): regular file,
+ * not a symlink, owned by id->uid or root, not group/world writable.
+ * 1 with the content in out, 0 when absent or refused (reason logged,
+ * why set), -1 on a temporary failure (rc set).
+ */
+int local_read_file_as(const struct local_ident *id, const char *path, struct buf *out, char *why,
+		       size_t whysize, struct deliver_rcpt *rc);
 
 /*
  * Write msg into the Maildir described by d (already running as the right
@@ -117,8 +147,43 @@ void maildir_deliver(const struct local_dest *d, const struct local_msg *msg, co
 /* A unique Maildir file name "time.M<usec>P<pid>Q<n>.<host>" into out. 0 or -1. */
 int maildir_unique_name(char *out, size_t outsize);
 
+/* Append msg in mbox format (From_ line, >From quoting, blank line) to
+ * d->path, locked with fcntl and (LOCAL_DEST_MBOX) a dotlock; on failure
+ * the file is truncated back to its size before.  Already the right user. */
+void mbox_deliver(const struct local_dest *d, const struct local_msg *msg, const char *sender, const char *rcpt,
+		  struct deliver_rcpt *rc);
+
+/* Run d->path with /bin/sh -c, the message on its stdin (already the
+ * right user), within command_time_limit. */
+void pipe_deliver(const struct local_dest *d, const struct local_msg *msg, const char *sender, const char *rcpt,
+		  struct deliver_rcpt *rc);
+
+/* ---- expansion (local_expand.c) and resubmission (local_requeue.c) ---- */
+
+/* Maximum alias/.forward nesting. */
+#define LOCAL_EXPAND_DEPTH 20
+/* Maximum destinations one recipient expands to. */
+#define LOCAL_EXPAND_MAX 1000
+
+/* Expand rc (aliases, .forward, :include:) and deliver every result;
+ * sets rc's overall result. */
+void local_expand_deliver(const struct deliver_request *r, struct local_msg *msg, struct deliver_rcpt *rc);
+
+/* Queue a new message from sender to the '\n'-separated addresses in rcpts
+ * with msg's content, a Delivered-To: rcpt header first; triggers the queue
+ * manager.  0 with the new queue ID in qid[QUEUEID_SIZE], or -1 (why set). */
+int local_requeue(const struct deliver_request *r, const struct local_msg *msg, const char *sender,
+		  const char *rcpt, const char *rcpts, char *qid, char *why, size_t whysize);
+
+/* Timeout for a delivery child, seconds (covers command_time_limit). */
+long local_child_timeout(void);
+
 /* ---- the service (local_serve.c) ---- */
 
+/* Log one Postfix-shaped result line for address (orig_to when it came
+ * from expanding another address, else NULL). */
+void local_log_result(const struct deliver_request *r, const char *address, const char *orig_to,
+		      const struct deliver_rcpt *rc);
 /* Deliver every recipient of r (message on msgfd) and log the results. */
 void local_deliver_request(struct deliver_request *r, int msgfd);
 /* server_prefork callback: read a request, deliver, answer. */

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -45,12 +46,17 @@ static const char *status_word(enum deliver_status st)
 	return st == DELIVER_OK ? "sent" : st == DELIVER_TEMP ? "deferred" : "bounced";
 }
 
-static void log_result(const struct deliver_request *r, const struct deliver_rcpt *rc)
+void local_log_result(const struct deliver_request *r, const char *address, const char *orig_to,
+		      const struct deliver_rcpt *rc)
 {
 	char delay[32];
 	format_delay(r->arrival, delay, sizeof(delay));
-	log_info("%s: to=<%s>, relay=local, delay=%s, dsn=%s, status=%s (%s)", r->queue_id, rc->address, delay,
-		 rc->dsn, status_word(rc->status), rc->text);
+	if (orig_to && strcasecmp(orig_to, address) != 0)
+		log_info("%s: to=<%s>, orig_to=<%s>, relay=local, delay=%s, dsn=%s, status=%s (%s)", r->queue_id,
+			 address, orig_to, delay, rc->dsn, status_word(rc->status), rc->text);
+	else
+		log_info("%s: to=<%s>, relay=local, delay=%s, dsn=%s, status=%s (%s)", r->queue_id, address, delay,
+			 rc->dsn, status_word(rc->status), rc->text);
 }
 
 /* Does the file hold the whole content the request describes? */
@@ -80,12 +86,12 @@ void local_deliver_request(struct deliver_request *r, int msgfd)
 
 	for (size_t i = 0; i < r->nrcpt; i++) {
 		struct deliver_rcpt *rc = &r->rcpt[i];
-		struct local_dest d;
-		if (fail)
+		if (fail) {
 			deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "%s", fail);
-		else if (local_resolve(rc->address, &d, rc) == 0)
-			local_deliver_dest(&d, &msg, r->sender, rc);
-		log_result(r, rc);
+			local_log_result(r, rc->address, NULL, rc);
+		} else {
+			local_expand_deliver(r, &msg, rc); /* logs each destination */
+		}
 	}
 	local_msg_free(&msg);
 }

@@ -10,6 +10,7 @@
 
 #include "conf.h"
 #include "local.h"
+#include "localrcpt.h"
 #include "log.h"
 #include "server.h"
 
@@ -17,6 +18,9 @@ int main(int argc, char **argv)
 {
 	/* The one daemon that keeps root: it becomes each recipient itself. */
 	daemon_init_privileged(argc, argv, "local");
+	char err[256];
+	if (localrcpt_init(err, sizeof(err)) < 0) /* aliases and virtual mailbox tables */
+		log_fatal("%s", err);
 	if (geteuid() != 0 && (cf.local_mailbox_base == NULL || cf.local_mailbox_base[0] == '\0'))
 		log_info("not running as root: only mail for uid %ld can be delivered", (long)geteuid());
 	server_prefork(local_serve);

@@ -22,6 +22,7 @@
 
 #include "conf.h"
 #include "../../../local/local.h"
+#include "localrcpt.h"
 #include "log.h"
 #include "proto_deliver.h"
 
@@ -342,9 +343,9 @@ START_TEST(test_bad_local_parts)
 	snprintf(etc, sizeof(etc), "%s/etc", work);
 	ck_assert_int_eq(stat(etc, &st), -1);
 
-	ck_assert_int_eq(local_user_name_ok("alice"), 1);
-	ck_assert_int_eq(local_user_name_ok(""), 0);
-	ck_assert_int_eq(local_user_name_ok("a\\b"), 0);
+	ck_assert_int_eq(localrcpt_name_ok("alice"), 1);
+	ck_assert_int_eq(localrcpt_name_ok(""), 0);
+	ck_assert_int_eq(localrcpt_name_ok("a\\b"), 0);
 	deliver_request_free(&r);
 	close(fd);
 }

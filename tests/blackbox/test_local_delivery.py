@@ -1,0 +1,350 @@
+#!/usr/bin/env python3
+"""test_local_delivery — the local agent with real Unix users (issue 5; needs root).
+
+Creates users ternt_<pid>_{a,b,c} (homes in the instance's temp dir, removed
+at the end even on failure) and checks, through the real daemons:
+  aliases_*    fan-out to two users and a remote address (re-queued to the
+               sink), owner-list becomes the envelope sender, :include:,
+               postmaster, an alias cycle bounces 5.4.6, newaliases errors
+  extension_*  a+ext@ reaches a's Maildir; EXTENSION reaches a command
+  forward_*    .forward with \\user and a pipe run as the user (uid/gid checked
+               inside the command); ignored when a symlink, group writable, or
+               owned by another user
+  pipe_*       alias commands run as default_privs (uid/gid from inside), exit
+               0 sent, 75 deferred, 67 bounced 5.1.1 with the output, time-out
+  file_*       /file target appended in mbox format
+  virtual_*    virtual mailbox domain: delivery as the static uid, unknown
+               address rejected at RCPT
+  loop_*       Delivered-To: for the recipient bounces 5.4.6
+  mbox_*       (second instance, home_mailbox empty) mbox in the spool,
+               concurrent deliveries never interleave, >From quoting,
+               mailbox_size_limit bounces and leaves the mbox as it was
+"""
+
+import os
+import pwd
+import re
+import shutil
+import smtplib
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tern_harness import (TERNCTL, Results, SmtpSink, Tern, prerequisites_or_fail,  # noqa: E402
+                          wait_for)
+
+res = Results()
+PREFIX = "ternt_%d_" % (os.getpid() % 100000)
+USERS = []
+
+
+def add_user(base, tag):
+    name = PREFIX + tag
+    home = os.path.join(base, "home", name)
+    os.makedirs(os.path.dirname(home), exist_ok=True)
+    os.chmod(os.path.dirname(home), 0o755)
+    subprocess.run(["useradd", "-M", "-d", home, "-s", "/bin/sh", "-U", name], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+    USERS.append(name)
+    pw = pwd.getpwnam(name)
+    os.makedirs(home)
+    os.chown(home, pw.pw_uid, pw.pw_gid)
+    os.chmod(home, 0o755)
+    return pw
+
+
+def remove_users():
+    for u in USERS:
+        subprocess.run(["userdel", u], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+        subprocess.run(["groupdel", u], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+
+
+def send(port, rcpt, body="hello\n", sender="sender@remote.test", headers=""):
+    msg = ("From: %s\r\nTo: %s\r\nSubject: t\r\n%s\r\n%s" % (sender, rcpt, headers, body)).encode()
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+        s.sendmail(sender, [rcpt], msg)
+
+
+def maildir_files(home):
+    d = os.path.join(home, "Maildir", "new")
+    try:
+        return sorted(os.path.join(d, f) for f in os.listdir(d))
+    except OSError:
+        return []
+
+
+def read(path):
+    with open(path, "rb") as f:
+        return f.read().decode(errors="replace")
+
+
+def wait_log(t, pattern, timeout=15.0):
+    rx = re.compile(pattern)
+    ok = wait_for(lambda: rx.search(t.log_text()) is not None, timeout)
+    assert ok, "no log line matching %r" % pattern
+
+
+def write(path, text, mode=0o644, owner=None):
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, mode)
+    if owner:
+        os.chown(path, owner.pw_uid, owner.pw_gid)
+
+
+def newaliases(t):
+    r = subprocess.run([TERNCTL, "-c", t.conf_path, "newaliases"], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=30)
+    return r.returncode, r.stdout.decode(errors="replace")
+
+
+def main_instance(sink):
+    nobody = pwd.getpwnam("nobody")
+    t = Tern(transport={"remote.test": "smtp:[127.0.0.1]:%d" % sink.port}, name="local",
+             conf={"local_mailbox_base": "", "command_time_limit": "3s"})
+    res.on_fail.append(t.diagnostics)
+    a, b, c = add_user(t.dir, "a"), add_user(t.dir, "b"), add_user(t.dir, "c")
+    out = os.path.join(t.dir, "out")
+    os.makedirs(out)
+    os.chmod(out, 0o1777)
+    vbase = os.path.join(t.dir, "vmail")
+    os.makedirs(vbase)
+    os.chown(vbase, 5000, 5000)
+    with open(os.path.join(t.dir, "vmaps"), "w") as f:
+        f.write("v1@virt.test v1/Maildir/\n")
+    subprocess.run([TERNCTL, "makemap", os.path.join(t.dir, "vmaps")], check=True, timeout=30)
+    inc = os.path.join(t.dir, "inc.list")
+    write(inc, "# members\n%s\n%s\n" % (b.pw_name, c.pw_name))
+    aliases = os.path.join(t.dir, "aliases")
+    write(aliases, """# test aliases
+postmaster: %(a)s
+list: %(a)s, %(b)s,
+  remote1@remote.test
+owner-list: %(a)s
+cyc1: cyc2
+cyc2: cyc1
+inc: :include:%(inc)s
+prog: "|id -u > %(out)s/prog.id; id -g >> %(out)s/prog.id; cat > %(out)s/prog.msg"
+tempfail: "|exit 75"
+nouser: "|echo no such luser here; exit 67"
+slow: "|sleep 30"
+tofile: %(out)s/archive
+""" % {"a": a.pw_name, "b": b.pw_name, "inc": inc, "out": out})
+    t.conf.update({"alias_maps": aliases, "virtual_mailbox_domains": "virt.test",
+                   "virtual_mailbox_maps": os.path.join(t.dir, "vmaps"),
+                   "virtual_mailbox_base": vbase, "virtual_uid_maps": "static:5000",
+                   "virtual_gid_maps": "static:5000"})
+    t.write_conf()
+    return t, a, b, c, out, nobody, vbase
+
+
+def test_main():
+    sink = SmtpSink().start()
+    t = None
+    try:
+        t, a, b, c, out, nobody, vbase = main_instance(sink)
+        rc, text = newaliases(t)
+        res.check("aliases_newaliases", rc == 0 and "aliases" in text, text)
+        t.start()
+        port = t.port
+
+        def fanout():
+            send(port, "list@localhost", body="to the list\n")
+            assert wait_for(lambda: maildir_files(a.pw_dir) and maildir_files(b.pw_dir), 30), "no list mail"
+            assert sink.wait(1, 15), "remote member got nothing"
+            m = sink.messages[0]
+            assert m["rcpts"] == ["remote1@remote.test"], m["rcpts"]
+            assert m["sender"] == "owner-list@localhost", "sender %r" % m["sender"]
+            assert b"Delivered-To: list@localhost" in m["data"], "no Delivered-To in forwarded copy"
+            ma = read(maildir_files(a.pw_dir)[0])
+            assert "Return-Path: <owner-list@localhost>" in ma, ma[:200]
+            st = os.stat(maildir_files(b.pw_dir)[0])
+            assert st.st_uid == b.pw_uid, "b's mail not owned by b"
+        res.run("aliases_fanout_owner_remote", fanout)
+
+        def include():
+            nb, nc = len(maildir_files(b.pw_dir)), len(maildir_files(c.pw_dir))
+            send(port, "inc@localhost")
+            assert wait_for(lambda: len(maildir_files(b.pw_dir)) > nb and len(maildir_files(c.pw_dir)) > nc,
+                            15), "include members got nothing"
+        res.run("aliases_include", include)
+
+        def postmaster():
+            n = len(maildir_files(a.pw_dir))
+            send(port, "postmaster@localhost")
+            assert wait_for(lambda: len(maildir_files(a.pw_dir)) > n, 15)
+        res.run("aliases_postmaster", postmaster)
+
+        def cycle():
+            send(port, "cyc1@localhost")
+            wait_log(t, r"to=<cyc1@localhost>.*dsn=5\.4\.6, status=bounced \(mail forwarding loop: alias cycle")
+        res.run("aliases_cycle_bounces", cycle)
+
+        def extension():
+            n = len(maildir_files(a.pw_dir))
+            send(port, "%s+lists@localhost" % a.pw_name, body="ext\n")
+            assert wait_for(lambda: len(maildir_files(a.pw_dir)) > n, 15)
+            want = "Delivered-To: %s+lists@localhost" % a.pw_name
+            assert wait_for(lambda: any(want in read(f) for f in maildir_files(a.pw_dir)), 15), "no " + want
+        res.run("extension_delivery", extension)
+
+        def pipe_ok():
+            send(port, "prog@localhost", body="piped body\n")
+            f = os.path.join(out, "prog.msg")
+            assert wait_for(lambda: os.path.exists(f) and "piped body" in read(f), 15), "command did not run"
+            ids = read(os.path.join(out, "prog.id")).split()
+            assert ids == [str(nobody.pw_uid), str(nobody.pw_gid)], "ran as %s" % ids
+            wait_log(t, r"to=<prog@localhost>.*status=sent \(delivered to command: id -u")
+        res.run("pipe_exit0_as_default_privs", pipe_ok)
+
+        def pipe_75():
+            send(port, "tempfail@localhost")
+            wait_log(t, r"to=<tempfail@localhost>.*dsn=4\.3\.0, status=deferred \(command exit 75 failed|"
+                        r"to=<tempfail@localhost>.*status=deferred \(command exit 75")
+        res.run("pipe_exit75_deferred", pipe_75)
+
+        def pipe_67():
+            send(port, "nouser@localhost")
+            wait_log(t, r"to=<nouser@localhost>.*dsn=5\.1\.1, status=bounced \(.*exit 67: no such luser here")
+        res.run("pipe_exit67_bounced", pipe_67)
+
+        def pipe_timeout():
+            send(port, "slow@localhost")
+            wait_log(t, r"to=<slow@localhost>.*status=deferred \(command time limit exceeded", 20)
+        res.run("pipe_timeout_deferred", pipe_timeout)
+
+        def file_target():
+            send(port, "tofile@localhost", body="From the file test\n")
+            f = os.path.join(out, "archive")
+            assert wait_for(lambda: os.path.exists(f) and "file test" in read(f), 15)
+            text = read(f)
+            assert text.startswith("From sender@remote.test "), text[:80]
+            assert "\n>From the file test\n" in text, text
+            wait_log(t, r"to=<tofile@localhost>.*status=sent \(delivered to file: ")
+        res.run("file_delivery_mbox_format", file_target)
+
+        def forward_pipe():
+            uidf = os.path.join(c.pw_dir, "fwd.id")
+            write(os.path.join(c.pw_dir, ".forward"),
+                  "\\%s, \"|id -u > %s; id -g >> %s; echo $EXTENSION >> %s\"\n" % (c.pw_name, uidf, uidf, uidf),
+                  owner=c)
+            n = len(maildir_files(c.pw_dir))
+            send(port, "%s+ext1@localhost" % c.pw_name)
+            assert wait_for(lambda: os.path.exists(uidf) and len(read(uidf).split()) == 3, 15), "no pipe output"
+            assert read(uidf).split() == [str(c.pw_uid), str(c.pw_gid), "ext1"], read(uidf)
+            assert wait_for(lambda: len(maildir_files(c.pw_dir)) > n, 15), "\\user copy missing"
+        res.run("forward_pipe_as_user_and_backslash", forward_pipe)
+
+        def forward_refused(kind):
+            fwd = os.path.join(c.pw_dir, ".forward")
+            target = os.path.join(c.pw_dir, "refused.%s" % kind)
+            if os.path.lexists(fwd):
+                os.unlink(fwd)
+            text = "\"|touch %s\"\n" % target
+            if kind == "symlink":
+                real = os.path.join(c.pw_dir, "real.forward")
+                write(real, text, owner=c)
+                os.symlink(real, fwd)
+                os.lchown(fwd, c.pw_uid, c.pw_gid)
+            elif kind == "groupwritable":
+                write(fwd, text, mode=0o664, owner=c)
+            else:
+                write(fwd, text, owner=b)
+            n = len(maildir_files(c.pw_dir))
+            send(port, "%s@localhost" % c.pw_name)
+            assert wait_for(lambda: len(maildir_files(c.pw_dir)) > n, 15), "mail not in the mailbox"
+            assert not os.path.exists(target), ".forward was used"
+            assert re.search(r"ignored %s" % re.escape(fwd), t.log_text()), "no log line"
+            os.unlink(fwd)
+        for kind in ("symlink", "groupwritable", "otherowner"):
+            res.run("forward_refused_%s" % kind, forward_refused, kind)
+
+        def virtual():
+            send(port, "v1@virt.test")
+            d = os.path.join(vbase, "v1", "Maildir", "new")
+            assert wait_for(lambda: os.path.isdir(d) and os.listdir(d), 15), "no virtual mail"
+            assert os.stat(os.path.join(d, os.listdir(d)[0])).st_uid == 5000
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+                s.ehlo("client.test")
+                s.mail("x@remote.test")
+                code, _ = s.rcpt("nobody-here@virt.test")
+                assert code == 550, "unknown virtual address got %d" % code
+        res.run("virtual_mailbox", virtual)
+
+        def loop():
+            send(port, "%s@localhost" % b.pw_name, headers="Delivered-To: %s@localhost\r\n" % b.pw_name)
+            wait_log(t, r"to=<%s@localhost>.*dsn=5\.4\.6, status=bounced \(mail forwarding loop" % b.pw_name)
+        res.run("loop_delivered_to", loop)
+
+        def bad_aliases():
+            write(os.path.join(t.dir, "aliases"), "ok: a\nbroken line\n")
+            rc2, text2 = newaliases(t)
+            assert rc2 == 1 and "aliases:2:" in text2, text2
+        res.run("aliases_newaliases_error_file_line", bad_aliases)
+    finally:
+        if t:
+            t.cleanup()
+        sink.stop()
+
+
+def test_mbox():
+    t = Tern(name="mbox", conf={"local_mailbox_base": "", "home_mailbox": "", "mailbox_size_limit": "40000"})
+    res.on_fail.append(t.diagnostics)
+    try:
+        spool = os.path.join(t.dir, "spool")
+        os.makedirs(spool)
+        os.chmod(spool, 0o1777)
+        t.conf["mail_spool_directory"] = spool
+        t.conf["alias_maps"] = ""
+        t.write_conf()
+        u = add_user(t.dir, "m")
+        t.start()
+        mbox = os.path.join(spool, u.pw_name)
+        N = 8
+
+        def concurrent():
+            ths = [threading.Thread(target=send, args=(t.port, "%s@localhost" % u.pw_name),
+                                    kwargs={"body": ("line %d\n" % i) * 300 + "From me %d\n" % i})
+                   for i in range(N)]
+            for th in ths:
+                th.start()
+            for th in ths:
+                th.join(30)
+            assert wait_for(lambda: os.path.exists(mbox) and read(mbox).count("\nFrom sender") + 1 >= N, 20), \
+                "not all messages arrived"
+            text = read(mbox)
+            msgs = re.split(r"(?m)^From sender@remote\.test ", text)[1:]
+            assert len(msgs) == N, "%d messages" % len(msgs)
+            for m in msgs:
+                nums = set(re.findall(r"line (\d+)", m))
+                assert len(nums) == 1, "interleaved message"
+                i = nums.pop()
+                assert m.count("line %s\n" % i) == 300, "message %s incomplete" % i
+                assert "\n>From me %s\n" % i in m, "no >From quoting"
+            assert os.stat(mbox).st_uid == u.pw_uid
+        res.run("mbox_concurrent_no_interleave_from_quoting", concurrent)
+
+        def size_limit():
+            before = os.path.getsize(mbox)
+            send(t.port, "%s@localhost" % u.pw_name, body="x" * 100 + "\n" + ("y" * 70 + "\n") * 600)
+            wait_log(t, r"dsn=5\.2\.2, status=bounced")
+            assert os.path.getsize(mbox) == before, "mbox changed: %d -> %d" % (before, os.path.getsize(mbox))
+        res.run("mbox_size_limit_truncates", size_limit)
+    finally:
+        t.cleanup()
+
+
+if os.getuid() != 0:
+    res.skip("local_delivery", "needs root to create users and run the privileged local agent")
+    print("PASS local_delivery_skipped_not_root")
+    sys.exit(0)
+if not prerequisites_or_fail(res, "local_delivery"):
+    res.exit()
+try:
+    test_main()
+    test_mbox()
+finally:
+    remove_users()
+res.exit()
