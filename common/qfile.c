@@ -34,6 +34,7 @@ void qf_envelope_init(struct qf_envelope *e)
 	e->envid = xstrdup("");
 	e->client = xstrdup("");
 	e->sender = xstrdup("");
+	e->reason = xstrdup("");
 }
 
 void qf_envelope_free(struct qf_envelope *e)
@@ -48,6 +49,7 @@ void qf_envelope_free(struct qf_envelope *e)
 	free(e->envid);
 	free(e->client);
 	free(e->sender);
+	free(e->reason);
 	memset(e, 0, sizeof(*e));
 }
 
@@ -68,6 +70,18 @@ void qf_envelope_add_rcpt(struct qf_envelope *e, const char *address, const char
 	r->orcpt = orcpt ? xstrdup(orcpt) : NULL;
 	r->notify = notify;
 	r->state = QF_PENDING;
+	r->parent = -1;
+}
+
+int qf_state_done(char st)
+{
+	return st != QF_PENDING;
+}
+
+static int state_ok(char st)
+{
+	return st == QF_PENDING || st == QF_DELIVERED || st == QF_BOUNCED || st == QF_SUCCESS ||
+	       st == QF_RELAYED || st == QF_EXPANDED;
 }
 
 int qf_make_dirs(const char *queue_dir)
@@ -87,6 +101,21 @@ int qf_make_dirs(const char *queue_dir)
 		if (mkdir(path, 0700) < 0 && errno != EEXIST)
 			return -1;
 	}
+	/* maildrop/: local submissions (postdrop, setgid to the submission
+	 * group, issue 8) may create files but not list or read them. */
+	if (snprintf(path, sizeof(path), "%s/%s", queue_dir, QDIR_MAILDROP) >= (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((mkdir(path, 01730) < 0 && errno != EEXIST) || chmod(path, 01730) < 0)
+		return -1;
+	/* public/: only the submission group may reach public/pickup. */
+	if (snprintf(path, sizeof(path), "%s/%s", queue_dir, QDIR_PUBLIC) >= (int)sizeof(path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((mkdir(path, 0710) < 0 && errno != EEXIST) || chmod(path, 0710) < 0)
+		return -1;
 	return 0;
 }
 
@@ -321,15 +350,15 @@ static int parse_num(const char *s, unsigned long long max, unsigned long long *
 	return parse_ull(s, max, out);
 }
 
-static int parse_rcpt(struct qf_parse *ps, struct qf_envelope *e, const char *v, off_t rec_off)
+static int parse_rcpt(struct qf_parse *ps, struct qf_envelope *e, const char *v, off_t rec_off, int child)
 {
 	char state = v[0];
 	const char *notify_s, *orcpt_s, *addr;
 	char num[16], orcpt[QF_ORCPT_MAX];
-	unsigned long long notify;
+	unsigned long long notify, parent = 0;
 	size_t n;
 
-	if (state != QF_PENDING && state != QF_DELIVERED && state != QF_BOUNCED)
+	if (!state_ok(state))
 		return parse_fail(ps, "bad recipient state");
 	if (v[1] != ' ')
 		return parse_fail(ps, "bad recipient record");
@@ -347,12 +376,85 @@ static int parse_rcpt(struct qf_parse *ps, struct qf_envelope *e, const char *v,
 		return parse_fail(ps, "bad recipient record");
 	memcpy(orcpt, orcpt_s, n);
 	orcpt[n] = 0;
+	if (child) {
+		/* "PARENT ADDRESS": the parent is an earlier recipient. */
+		const char *pp = addr + 1;
+
+		addr = strchr(pp, ' ');
+		if (!addr || (n = (size_t)(addr - pp)) >= sizeof(num) || n == 0 || !addr[1])
+			return parse_fail(ps, "bad added recipient record");
+		memcpy(num, pp, n);
+		num[n] = 0;
+		if (parse_num(num, QF_MAX_RCPT, &parent) < 0 || parent >= e->nrcpt)
+			return parse_fail(ps, "bad added recipient parent");
+	}
 	if (e->nrcpt >= QF_MAX_RCPT)
 		return parse_fail(ps, "too many recipients");
 	qf_envelope_add_rcpt(e, addr + 1, strcmp(orcpt, "-") ? orcpt : NULL, (unsigned)notify);
 	e->rcpt[e->nrcpt - 1].state = state;
 	e->rcpt[e->nrcpt - 1].state_off = rec_off + 2;
+	e->rcpt[e->nrcpt - 1].parent = child ? (long)parent : -1;
 	return 0;
+}
+
+/* "ATTEMPTS WARNED" of a W record. */
+static int parse_retry(struct qf_parse *ps, struct qf_envelope *e, char *v)
+{
+	char *sp = strchr(v, ' ');
+	char *reason;
+	unsigned long long a, w;
+
+	if (!sp)
+		return parse_fail(ps, "bad retry record");
+	*sp = 0;
+	reason = strchr(sp + 1, ' ');
+	if (reason)
+		*reason++ = 0;
+	if (parse_num(v, 1000000, &a) < 0 || parse_num(sp + 1, 1, &w) < 0)
+		return parse_fail(ps, "bad retry record");
+	e->attempts = (unsigned)a;
+	e->warned = (int)w;
+	qf_set(&e->reason, reason ? reason : "");
+	return 0;
+}
+
+/* The records after the content.  A last line without LF is the remains of
+ * an interrupted append: ignored, and the next append overwrites it. */
+static int parse_trailer(struct qf_parse *ps, struct qf_envelope *e, int fd)
+{
+	off_t pos = (off_t)(e->content_off + e->content_len);
+	struct linereader lr;
+	enum lr_ending ending;
+	enum lr_result r;
+	int rc = 0;
+
+	if (lseek(fd, pos, SEEK_SET) < 0)
+		return parse_fail(ps, "cannot seek to the trailer");
+	lr_init_fd(&lr, fd, QF_LINE_MAX, 0, -1);
+	for (;;) {
+		r = lr_getline(&lr, &ps->line, &ending);
+		if (r == LR_EOF)
+			break;
+		if (r == LR_LINE && ending == LR_END_NONE)
+			break; /* interrupted append */
+		if (r != LR_LINE || ending != LR_END_LF || ps->line.len < 4 || ps->line.data[1] != ' ' ||
+		    memchr(ps->line.data, 0, ps->line.len) || !field_ok(ps->line.data + 2, 1)) {
+			rc = parse_fail(ps, "bad trailer record");
+			break;
+		}
+		if (ps->line.data[0] == 'A')
+			rc = parse_rcpt(ps, e, ps->line.data + 2, pos, 1);
+		else if (ps->line.data[0] == 'W')
+			rc = parse_retry(ps, e, ps->line.data + 2);
+		else
+			rc = parse_fail(ps, "unknown trailer record");
+		if (rc < 0)
+			break;
+		pos += (off_t)ps->line.len + 1;
+	}
+	e->trailer_end = (unsigned long long)pos;
+	lr_free(&lr);
+	return rc;
 }
 
 static int parse_head(struct qf_parse *ps, struct qf_envelope *e)
@@ -435,7 +537,7 @@ int qf_read(int fd, struct qf_envelope *e, char *err, size_t errsize)
 			goto out;
 		}
 		v = ps.line.data + 2;
-		if (parse_rcpt(&ps, e, v, off) < 0)
+		if (parse_rcpt(&ps, e, v, off, 0) < 0)
 			goto out;
 	}
 	if (e->nrcpt == 0) {
@@ -443,10 +545,12 @@ int qf_read(int fd, struct qf_envelope *e, char *err, size_t errsize)
 		goto out;
 	}
 	if ((unsigned long long)ps.pos != e->content_off ||
-	    e->content_off + e->content_len != (unsigned long long)st.st_size) {
+	    e->content_off + e->content_len > (unsigned long long)st.st_size) {
 		parse_fail(&ps, "size record disagrees with the file");
 		goto out;
 	}
+	if (parse_trailer(&ps, e, fd) < 0)
+		goto out;
 	rc = 0;
 out:
 	lr_free(&ps.lr);
@@ -467,4 +571,89 @@ int qf_mark(int fd, struct qf_rcpt *r, enum qf_state st)
 	}
 	r->state = c;
 	return 0;
+}
+
+/* Write text at the trailer's end, cut anything after it (an interrupted
+ * append), and move the end.  0 or -1 with errno. */
+static int trailer_append(int fd, struct qf_envelope *e, const struct buf *text)
+{
+	ssize_t n = pwrite(fd, text->data, text->len, (off_t)e->trailer_end);
+
+	if (n != (ssize_t)text->len) {
+		if (n >= 0)
+			errno = ENOSPC;
+		return -1;
+	}
+	if (ftruncate(fd, (off_t)(e->trailer_end + text->len)) < 0)
+		return -1;
+	e->trailer_end += text->len;
+	return 0;
+}
+
+int qf_add_children(int fd, struct qf_envelope *e, size_t parent, const char *const *addrs, size_t n,
+		    const char *orcpt)
+{
+	struct buf text;
+	unsigned long long start = e->trailer_end;
+	const char *o = orcpt && *orcpt ? orcpt : "-";
+	size_t i;
+	int rc = -1;
+
+	if (parent >= e->nrcpt || e->nrcpt + n > QF_MAX_RCPT || !field_ok(o, 0)) {
+		errno = EINVAL;
+		return -1;
+	}
+	buf_init(&text, QF_MAX_ENVELOPE);
+	for (i = 0; i < n; i++) {
+		if (!*addrs[i] || !field_ok(addrs[i], 1) ||
+		    buf_printf(&text, "A %c %u %s %zu %s\n", QF_PENDING, e->rcpt[parent].notify, o, parent, addrs[i]) < 0) {
+			errno = EINVAL;
+			goto out;
+		}
+	}
+	if (trailer_append(fd, e, &text) < 0 || fdatasync(fd) < 0)
+		goto out;
+	{
+		/* The state byte of each record is at its offset + 2. */
+		unsigned long long off = start;
+		const char *p = text.data;
+		unsigned notify = e->rcpt[parent].notify;
+
+		for (i = 0; i < n; i++) {
+			const char *nl = strchr(p, '\n');
+
+			qf_envelope_add_rcpt(e, addrs[i], orcpt && *orcpt ? orcpt : NULL, notify);
+			e->rcpt[e->nrcpt - 1].state_off = (off_t)off + 2;
+			e->rcpt[e->nrcpt - 1].parent = (long)parent;
+			off += (unsigned long long)(nl - p) + 1;
+			p = nl + 1;
+		}
+	}
+	rc = 0;
+out:
+	buf_free(&text);
+	return rc;
+}
+
+int qf_set_retry(int fd, struct qf_envelope *e, unsigned attempts, int warned, const char *reason)
+{
+	char clean[513];
+	struct buf text;
+	size_t i;
+	int rc;
+
+	for (i = 0; reason && reason[i] && i < sizeof(clean) - 1; i++)
+		clean[i] = ((unsigned char)reason[i] < 0x20 || reason[i] == 0x7f) ? '?' : reason[i];
+	clean[i] = 0;
+	buf_init(&text, 640);
+	rc = buf_printf(&text, "W %u %d%s%s\n", attempts, warned ? 1 : 0, *clean ? " " : "", clean);
+	if (rc == 0)
+		rc = trailer_append(fd, e, &text);
+	buf_free(&text);
+	if (rc == 0) {
+		e->attempts = attempts;
+		e->warned = warned ? 1 : 0;
+		qf_set(&e->reason, clean);
+	}
+	return rc;
 }

@@ -15,12 +15,28 @@
  *   C CLIENT                   "helo (name [ip])" for logs and bounces
  *   S SENDER                   envelope sender, empty for <>
  *   R S NOTIFY ORCPT ADDRESS   one per recipient: S is the state byte
- *                              (P pending, D delivered, B bounced), NOTIFY
- *                              the DSN bits, ORCPT "-" or the original
- *                              recipient as "type;xtext" exactly as it came
- *                              in the ORCPT parameter (printable, no spaces)
+ *                              (see enum qf_state), NOTIFY the DSN bits,
+ *                              ORCPT "-" or the original recipient as
+ *                              "type;xtext" exactly as it came in the ORCPT
+ *                              parameter (printable, no spaces)
  *   E                          end of envelope
  *   <content bytes>            LENGTH bytes: the message, LF line ends
+ *   <trailer records>          zero or more, appended by the queue manager:
+ *   A S NOTIFY ORCPT PARENT ADDRESS
+ *                              a recipient added by virtual alias expansion
+ *                              of recipient number PARENT (an earlier one);
+ *                              its state byte changes in place like R's
+ *   W ATTEMPTS WARNED [REASON] retry state: delivery passes that ended with
+ *                              a deferral, 1 once a delay warning was sent,
+ *                              and the last deferral reason (for mailq);
+ *                              the last W record counts
+ *
+ * The trailer is append-only: records are written at the end with one
+ * pwrite, then fdatasync.  A crash in the middle of an append leaves a
+ * last line without its LF; the reader ignores it (trailer_end points at
+ * it) and the next append overwrites it.  An expanded recipient is marked
+ * X only after its A records are durable; a restart that finds a pending
+ * parent with children just marks it X (no second expansion).
  *
  * Field values never contain control characters (the writer refuses them).
  * The reader is strict: unknown or out-of-order records, a bad version, an
@@ -49,7 +65,17 @@
 #define QF_MAX_ENVELOPE (QF_MAX_RCPT * 1100 + 65536)
 #define QF_ORCPT_MAX 1024 /* "type;xtext" as received (RFC 3461 allows 500) */
 
-enum qf_state { QF_PENDING = 'P', QF_DELIVERED = 'D', QF_BOUNCED = 'B' };
+/* F-record bits beyond the DELIVER_F_* ones (never sent to agents). */
+#define QF_F_POSTMASTER_NOTICE 0x100 /* a double bounce: if it fails, it is dropped */
+
+enum qf_state {
+	QF_PENDING = 'P',   /* not yet delivered */
+	QF_DELIVERED = 'D', /* done, nothing owed */
+	QF_BOUNCED = 'B',   /* failed, and the failure report is queued */
+	QF_SUCCESS = 'S',   /* delivered; a success DSN (NOTIFY=SUCCESS) is owed */
+	QF_RELAYED = 'L',   /* relayed to a non-DSN next hop; a "relayed" DSN is owed */
+	QF_EXPANDED = 'X'   /* replaced by its virtual alias expansion (A records) */
+};
 
 /* Queue subdirectories, relative to queue_directory. */
 #define QDIR_TMP "tmp"
@@ -60,6 +86,7 @@ enum qf_state { QF_PENDING = 'P', QF_DELIVERED = 'D', QF_BOUNCED = 'B' };
 #define QDIR_CORRUPT "corrupt"
 #define QDIR_MAILDROP "maildrop"
 #define QDIR_PRIVATE "private"
+#define QDIR_PUBLIC "public" /* public/pickup: postdrop's wake-up socket (issue 8) */
 
 struct qf_rcpt {
 	char *address; /* owned */
@@ -67,6 +94,7 @@ struct qf_rcpt {
 	unsigned notify;
 	char state;      /* enum qf_state */
 	off_t state_off; /* where the state byte lives (reader) */
+	long parent;     /* A records: index of the expanded recipient; else -1 */
 };
 
 struct qf_envelope {
@@ -79,6 +107,10 @@ struct qf_envelope {
 	struct qf_rcpt *rcpt; /* owned */
 	size_t nrcpt;
 	unsigned long long content_off, content_len;
+	unsigned attempts;              /* from the last W record (0 without one) */
+	int warned;                     /* a delay warning was sent */
+	char *reason;                   /* owned; the last deferral reason, "" when none */
+	unsigned long long trailer_end; /* where the next trailer record goes (reader) */
 };
 
 void qf_envelope_init(struct qf_envelope *e);
@@ -88,7 +120,7 @@ void qf_envelope_add_rcpt(struct qf_envelope *e, const char *address, const char
 /* Set an owned string field from s (copy). */
 void qf_set(char **field, const char *s);
 
-/* Create (mkdir -p, mode 0700 unless noted) every queue subdirectory.  0 or -1. */
+/* Create (mkdir -p, mode 0700; maildrop/ 01730, public/ 0710) every queue subdirectory.  0 or -1. */
 int qf_make_dirs(const char *queue_dir);
 
 struct qf_writer {
@@ -124,5 +156,18 @@ void qfw_abort(struct qf_writer *w);
 int qf_read(int fd, struct qf_envelope *e, char *err, size_t errsize);
 /* Overwrite recipient r's state byte; 0 or -1 (errno). */
 int qf_mark(int fd, struct qf_rcpt *r, enum qf_state st);
+/* 1 when st is a final state (nothing more to deliver). */
+int qf_state_done(char st);
+/*
+ * Append the n addresses as A records (children of recipient parent, with
+ * its NOTIFY and the given orcpt, NULL for "-") to the open file fd, make
+ * them durable (fdatasync) and add them to e.  0, or -1 with errno (nothing
+ * added to e).  The caller then marks the parent QF_EXPANDED.
+ */
+int qf_add_children(int fd, struct qf_envelope *e, size_t parent, const char *const *addrs, size_t n,
+		    const char *orcpt);
+/* Append a W record (attempts, warned, reason: control characters become
+ * '?', cut at 512 bytes) and update e; the caller fsyncs.  0 or -1 with errno. */
+int qf_set_retry(int fd, struct qf_envelope *e, unsigned attempts, int warned, const char *reason);
 
 #endif

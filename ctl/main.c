@@ -20,6 +20,8 @@
 #include "cdbmap.h"
 #include "conf.h"
 #include "ctl_master.h"
+#include "ctl_aliases.h"
+#include "ctl_queue.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -39,6 +41,11 @@ static void usage(void)
 			"  start | stop     start tern-master in the background / stop it\n"
 			"  reload           re-read the configuration (SIGHUP to the master)\n"
 			"  status           say whether tern runs (exit 0) or not (exit 3)\n"
+			"  newaliases       compile alias_maps into its .cdb table\n"
+			"  list [--json]    the mail queue (as mailq)\n"
+			"  show ID          one message: envelope, recipients, content\n"
+			"  flush [DOMAIN]   retry deferred mail now (all, or for DOMAIN)\n"
+			"  delete|hold|release|requeue ID|ALL\n"
 			"  config [key...]  print the effective configuration\n");
 	exit(EX_USAGE_CODE);
 }
@@ -103,6 +110,19 @@ int main(int argc, char **argv)
 	int noverrides = 0, ch;
 
 	log_open("ternctl", LOG_TO_STDERR);
+	/* Installed (linked) as "newaliases": the sendmail-compatible command. */
+	const char *base = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	if (strcmp(base, "newaliases") == 0)
+		return ctl_newaliases_main(argc, argv);
+	if (strcmp(base, "mailq") == 0) { /* sendmail-compatible: mailq [--json] */
+		static char list[] = "list";
+		argv[0] = list;
+		/* TERN_CONFIG names another configuration (Postfix: MAIL_CONFIG);
+		 * ternctl is never setuid, so the environment is the caller's own. */
+		if (getenv("TERN_CONFIG"))
+			config = getenv("TERN_CONFIG");
+		return load_config(config, NULL, 0) < 0 ? 1 : ctl_queue(argc, argv);
+	}
 	while ((ch = getopt(argc, argv, "+c:o:")) != -1) {
 		switch (ch) {
 		case 'c':
@@ -125,6 +145,8 @@ int main(int argc, char **argv)
 		usage();
 	if (strcmp(argv[0], "makemap") == 0)
 		return cmd_makemap(argc, argv);
+	if (strcmp(argv[0], "newaliases") == 0) /* issue 5: ctl/ctl_aliases.c */
+		return argc != 1 ? (usage(), 64) : load_config(config, overrides, noverrides) < 0 ? 1 : ctl_newaliases();
 	if (strcmp(argv[0], "check") == 0) {
 		if (argc != 1)
 			usage();
@@ -139,6 +161,14 @@ int main(int argc, char **argv)
 		if (load_config(config, overrides, noverrides) < 0)
 			return 1;
 		return ctl_master(argv[0], config, overrides, noverrides);
+	}
+	if (ctl_queue_is_command(argv[0])) { /* issue 4: ctl/ctl_queue.c */
+		if (load_config(config, overrides, noverrides) < 0)
+			return 1;
+		int qrc = ctl_queue(argc, argv);
+		if (qrc == EX_USAGE_CODE)
+			usage();
+		return qrc;
 	}
 	if (strcmp(argv[0], "config") == 0) {
 		if (load_config(config, overrides, noverrides) < 0)

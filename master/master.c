@@ -135,7 +135,7 @@ static void prepare_queue(void)
 {
 	static const char *const owned[] = { "", "/" QDIR_TMP, "/" QDIR_INCOMING, "/" QDIR_ACTIVE,
 					     "/" QDIR_DEFERRED, "/" QDIR_HOLD, "/" QDIR_CORRUPT,
-					     "/" QDIR_PRIVATE, NULL };
+					     "/" QDIR_PRIVATE, "/" QDIR_MAILDROP, NULL };
 	char path[4096];
 	int i;
 

@@ -25,6 +25,7 @@
 #define INCOMING_SAFETY_SCAN 60
 #define TMP_CLEAN_INTERVAL 3600
 #define MAX_POLL 300
+#define DRAIN_SECONDS 120
 
 static int want_incoming = 1;
 
@@ -44,10 +45,32 @@ static int read_triggers(void)
 		for (i = 0; i < n; i++) {
 			if (buf[i] == TRIGGER_FLUSH)
 				flush = 1;
+			if (buf[i] == TRIGGER_REVIVE)
+				sched_forget_dead(); /* the admin moved mail back into incoming/ */
 			want_incoming = 1;
 		}
 	}
 	return flush;
+}
+
+/*
+ * Stopping (SIGTERM) or retiring (SIGHUP, the master reloads): start no new
+ * delivery, but wait for the ones in flight so their results are recorded;
+ * abandoning them would deliver those recipients twice after the restart.
+ * The master's own grace period bounds this on SIGTERM.
+ */
+static void drain(struct pollfd *pfd, struct job **jobs)
+{
+	time_t until = time(NULL) + DRAIN_SECONDS;
+	int n, i;
+
+	while ((n = sched_pollfds(pfd, MAX_POLL, jobs)) > 0 && time(NULL) < until) {
+		if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR)
+			break;
+		for (i = 0; i < n; i++)
+			if (pfd[i].revents)
+				sched_io(jobs[i], pfd[i].revents);
+	}
 }
 
 void qmgr_run(void)
@@ -99,8 +122,10 @@ void qmgr_run(void)
 		sched_timeouts(time(NULL));
 		if (flush) {
 			log_info("flush: retrying deferred mail now");
+			sched_forget_dead();
 			queue_scan_deferred(1);
 		}
 	}
+	drain(pfd, jobs);
 	log_info("stopping");
 }

@@ -24,8 +24,10 @@
 #include "queueid.h"
 #include "xalloc.h"
 
-#define ACTIVE_LIMIT 2000
 #define TMP_MAX_AGE (6 * 3600)
+/* Deferred mail may fill only this share of the active limit, so new mail
+ * always finds room (a large deferred queue never delays fresh mail). */
+#define DEFERRED_SHARE(limit) ((limit) * 3 / 4)
 
 int qdir_fd[8];
 static struct qmsg *active_head;
@@ -50,6 +52,14 @@ void queue_open_dirs(void)
 int queue_active_count(void)
 {
 	return active_count;
+}
+
+double now_f(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
 /* Rename name from one queue directory to another; the caller decides
@@ -103,6 +113,7 @@ static void load_active(const char *name)
 	}
 	memcpy(m->qid, name, QUEUEID_SIZE);
 	m->fd = fd;
+	m->t_active = now_f();
 	m->next = active_head;
 	if (active_head)
 		active_head->prev = m;
@@ -152,7 +163,7 @@ static int take_incoming(const char *name, void *arg)
 
 int queue_scan_incoming(void)
 {
-	int room = ACTIVE_LIMIT - active_count;
+	int room = (int)cf.qmgr_message_active_limit - active_count;
 
 	return room > 0 ? for_each_entry(QD_INCOMING, room, take_incoming, NULL) : 0;
 }
@@ -175,7 +186,7 @@ static int take_deferred(const char *name, void *arg)
 
 int queue_scan_deferred(int all)
 {
-	int room = ACTIVE_LIMIT - active_count;
+	int room = (int)DEFERRED_SHARE(cf.qmgr_message_active_limit) - active_count;
 
 	return room > 0 ? for_each_entry(QD_DEFERRED, room, take_deferred, &all) : 0;
 }
@@ -189,7 +200,9 @@ static int take_active(const char *name, void *arg)
 
 void queue_recover_active(void)
 {
-	int n = for_each_entry(QD_ACTIVE, ACTIVE_LIMIT, take_active, NULL);
+	/* All of active/ is loaded whatever the limit: those files must be
+	 * resumed, and only a crash leaves more than the limit there. */
+	int n = for_each_entry(QD_ACTIVE, 1 << 30, take_active, NULL);
 
 	if (n > 0)
 		log_info("recovered %d message(s) left in active/ by a previous run", n);
@@ -225,64 +238,111 @@ static void msg_free(struct qmsg *m)
 	close(m->fd);
 	qf_envelope_free(&m->env);
 	free(m->fail);
+	free(m->succ);
 	free(m);
 }
 
-static long long backoff(const struct qmsg *m, time_t now)
+/* Exponential backoff: minimal_backoff doubled per deferred pass
+ * (attempts counts them, kept in the queue file's W record), at most
+ * maximal_backoff. */
+static long long backoff(unsigned attempts)
 {
-	long long age = now - m->env.arrival;
+	long long d = cf.minimal_backoff;
+	unsigned i;
 
-	if (age < cf.minimal_backoff)
-		age = cf.minimal_backoff;
-	if (age > cf.maximal_backoff)
-		age = cf.maximal_backoff;
-	return age;
+	for (i = 1; i < attempts && d < cf.maximal_backoff; i++)
+		d *= 2;
+	return d > cf.maximal_backoff ? cf.maximal_backoff : d;
+}
+
+static long long lifetime(const struct qmsg *m)
+{
+	return *m->env.sender ? cf.maximal_queue_lifetime : cf.bounce_queue_lifetime;
 }
 
 /* Recipients still pending past the queue lifetime become failures. */
 static void expire_pending(struct qmsg *m, time_t now)
 {
-	long long life = *m->env.sender ? cf.maximal_queue_lifetime : cf.bounce_queue_lifetime;
 	char text[DELIVER_MAX_TEXT];
 	size_t i;
 
-	if (now - m->env.arrival < life)
+	if (now - m->env.arrival < lifetime(m))
 		return;
-	snprintf(text, sizeof(text), "message expired after %lld days in the queue%s%.900s",
-		 (now - m->env.arrival) / 86400, *m->last_reason ? "; last error: " : "", m->last_reason);
+	snprintf(text, sizeof(text), "message expired after %lld seconds in the queue%s%.900s",
+		 (long long)(now - m->env.arrival), *m->last_reason ? "; last error: " : "", m->last_reason);
 	for (i = 0; i < m->env.nrcpt; i++)
-		if (m->env.rcpt[i].state == QF_PENDING)
-			msg_record_failure(m, i, "4.4.7", text);
+		if (m->env.rcpt[i].state == QF_PENDING) {
+			log_rcpt(m, i, "none", "4.4.7", "expired", text);
+			msg_record_failure(m, i, "4.4.7", "", text);
+		}
 }
 
-/* Bounce the recorded failures, then mark them; 0 or -1 (left pending). */
-static int settle_failures(struct qmsg *m)
+/* Queue the report for list (if anyone wants it), then mark its recipients
+ * final; 0, or -1 when the report could not be queued (left as they are,
+ * so the next pass tries again). */
+static int settle(struct qmsg *m, struct notice *list, size_t n, enum qf_state final)
 {
 	size_t i;
 
-	if (m->nfail == 0)
+	if (n == 0)
 		return 0;
-	if (bounce_create(m) < 0)
+	if (notice_create(m, list, n) < 0)
 		return -1;
-	for (i = 0; i < m->nfail; i++)
-		if (qf_mark(m->fd, &m->env.rcpt[m->fail[i].idx], QF_BOUNCED) < 0)
-			log_warning("%s: cannot record a bounced recipient: %s", m->qid, strerror(errno));
+	for (i = 0; i < n; i++)
+		if (qf_mark(m->fd, &m->env.rcpt[list[i].idx], final) < 0)
+			log_warning("%s: cannot record a notified recipient: %s", m->qid, strerror(errno));
 	if (fdatasync(m->fd) < 0)
 		log_warning("%s: fdatasync: %s", m->qid, strerror(errno));
-	m->nfail = 0;
 	return 0;
+}
+
+/* A delay DSN once per message, after delay_warning_time, for the pending
+ * recipients whose NOTIFY asks for it.  Returns 1 when it was sent. */
+static int delay_warning(struct qmsg *m, time_t now)
+{
+	struct notice *list;
+	size_t i, n = 0;
+	int sent = 0;
+
+	if (cf.delay_warning_time <= 0 || m->env.warned || !*m->env.sender ||
+	    now - m->env.arrival < cf.delay_warning_time)
+		return 0;
+	list = xcalloc(m->env.nrcpt, sizeof(*list));
+	for (i = 0; i < m->env.nrcpt; i++) {
+		if (m->env.rcpt[i].state != QF_PENDING || !notice_wanted(m->env.rcpt[i].notify, ACT_DELAYED))
+			continue;
+		list[n].idx = i;
+		list[n].action = ACT_DELAYED;
+		snprintf(list[n].dsn, sizeof(list[n].dsn), "4.0.0");
+		snprintf(list[n].text, sizeof(list[n].text), "%s",
+			 *m->last_reason ? m->last_reason : "delivery temporarily deferred");
+		n++;
+	}
+	sent = n == 0 || notice_create(m, list, n) == 0;
+	free(list);
+	return sent;
 }
 
 static void defer_message(struct qmsg *m, time_t now)
 {
 	struct timespec ts[2];
+	unsigned attempts = m->env.attempts + 1;
+	int warned = m->env.warned || delay_warning(m, now);
+	long long wait = backoff(attempts);
 
-	ts[0].tv_sec = ts[1].tv_sec = now + backoff(m, now);
+	/* Not fsynced: a lost W record after a crash only shortens one wait. */
+	if (qf_set_retry(m->fd, &m->env, attempts, warned, m->last_reason) < 0)
+		log_warning("%s: record the retry state: %s", m->qid, strerror(errno));
+	ts[0].tv_sec = ts[1].tv_sec = now + wait;
 	ts[0].tv_nsec = ts[1].tv_nsec = 0;
 	if (futimens(m->fd, ts) < 0)
 		log_warning("%s: set retry time: %s", m->qid, strerror(errno));
-	if (queue_move(QD_ACTIVE, QD_DEFERRED, m->qid) == 0)
-		log_info("%s: deferred, next attempt in %llds", m->qid, (long long)(ts[0].tv_sec - now));
+	if (renameat(qdir_fd[QD_ACTIVE], m->qid, qdir_fd[QD_DEFERRED], m->qid) == 0)
+		log_info("%s: deferred, attempt %u, next attempt in %llds", m->qid, attempts, wait);
+	else if (errno == ENOENT)
+		log_info("%s: moved away by the administrator while active", m->qid);
+	else
+		log_warning("%s: move to deferred: %s", m->qid, strerror(errno));
 }
 
 void queue_finish(struct qmsg *m)
@@ -291,15 +351,17 @@ void queue_finish(struct qmsg *m)
 	size_t i, pending = 0;
 
 	expire_pending(m, now);
-	if (settle_failures(m) < 0) {
+	if (settle(m, m->fail, m->nfail, QF_BOUNCED) < 0)
 		log_warning("%s: cannot queue the bounce yet; failed recipients stay queued", m->qid);
-		m->nfail = 0;
-	}
+	if (settle(m, m->succ, m->nsucc, QF_DELIVERED) < 0)
+		log_warning("%s: cannot queue the success notice yet", m->qid);
+	m->nfail = m->nsucc = 0;
 	for (i = 0; i < m->env.nrcpt; i++)
-		if (m->env.rcpt[i].state == QF_PENDING)
+		if (!qf_state_done(m->env.rcpt[i].state) || m->env.rcpt[i].state == QF_SUCCESS ||
+		    m->env.rcpt[i].state == QF_RELAYED)
 			pending++;
 	if (pending == 0) {
-		if (unlinkat(qdir_fd[QD_ACTIVE], m->qid, 0) < 0)
+		if (unlinkat(qdir_fd[QD_ACTIVE], m->qid, 0) < 0 && errno != ENOENT)
 			log_warning("%s: remove: %s", m->qid, strerror(errno));
 		else
 			log_info("%s: removed", m->qid);

@@ -8,6 +8,15 @@
  * round-robin across destinations so one slow or busy destination never
  * holds back the others, within each destination's concurrency limit and a
  * per-agent total that stays below the agents' listen backlog.
+ *
+ * Connection reuse: when a job's answer arrives and its destination has
+ * another job waiting, the next request goes out on the same agent
+ * connection (send then keeps its SMTP session to the next hop).
+ *
+ * Dead-destination memory: a remote job whose every recipient was deferred
+ * without any remote MTA answering (no connection) marks its next hop dead
+ * for minimal_backoff seconds; meanwhile its jobs are deferred at once,
+ * without contacting an agent.  A flush forgets the dead list.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +29,7 @@
 #include "conf.h"
 #include "log.h"
 #include "qmgr.h"
+#include "server.h"
 #include "sock.h"
 #include "strutil.h"
 #include "xalloc.h"
@@ -33,6 +43,67 @@ static struct dest *rr_next; /* where the next dispatch round starts */
 static struct job *inflight[MAX_INFLIGHT];
 static int ninflight;
 static int agent_active[2]; /* in flight per agent: local, send */
+
+#define DEAD_MAX 256
+struct dead {
+	enum transport transport;
+	char nexthop[DELIVER_NEXTHOP_MAX];
+	time_t until;
+	char reason[DELIVER_MAX_TEXT];
+};
+static struct dead dead[DEAD_MAX];
+
+static struct dead *dead_find(const struct dest *d, time_t now)
+{
+	int i;
+
+	for (i = 0; i < DEAD_MAX; i++)
+		if (dead[i].until > now && dead[i].transport == d->transport &&
+		    strcmp(dead[i].nexthop, d->nexthop) == 0)
+			return &dead[i];
+	return NULL;
+}
+
+static void dead_mark(const struct dest *d, const char *reason, time_t now)
+{
+	struct dead *slot = dead_find(d, now);
+	int i;
+
+	for (i = 0; !slot && i < DEAD_MAX; i++)
+		if (dead[i].until <= now)
+			slot = &dead[i];
+	if (!slot) { /* full: replace the one that expires first */
+		slot = &dead[0];
+		for (i = 1; i < DEAD_MAX; i++)
+			if (dead[i].until < slot->until)
+				slot = &dead[i];
+	}
+	slot->transport = d->transport;
+	str_copy(slot->nexthop, sizeof(slot->nexthop), d->nexthop);
+	slot->until = now + (cf.minimal_backoff > 0 ? cf.minimal_backoff : 1);
+	str_copy(slot->reason, sizeof(slot->reason), reason);
+	log_info("destination %s %s is unreachable (%s); mail for it waits %llds", transport_name(d->transport),
+		 d->nexthop, reason, (long long)(slot->until - now));
+}
+
+void sched_forget_dead(void)
+{
+	memset(dead, 0, sizeof(dead));
+}
+
+void log_rcpt(const struct qmsg *m, size_t idx, const char *relay, const char *dsn, const char *status,
+	      const char *text)
+{
+	double now = now_f();
+	double a = m->t_active - (double)m->env.arrival, b = now - m->t_active;
+
+	if (a < 0)
+		a = 0;
+	if (b < 0)
+		b = 0;
+	log_info("%s: to=<%s>, relay=%s, delay=%.2g, delays=%.2g/%.2g/0/0, dsn=%s, status=%s (%s)", m->qid,
+		 m->env.rcpt[idx].address, relay, a + b, a, b, dsn, status, text);
+}
 
 static int agent_of(enum transport t)
 {
@@ -75,15 +146,28 @@ static void dest_release(struct dest *d)
 	}
 }
 
-void msg_record_failure(struct qmsg *m, size_t idx, const char *dsn, const char *text)
+static void notice_set(struct notice *f, size_t idx, enum notice_action a, const char *dsn, const char *mta,
+		       const char *text)
 {
-	struct failure *f;
-
-	m->fail = xreallocarray(m->fail, m->nfail + 1, sizeof(*m->fail));
-	f = &m->fail[m->nfail++];
+	memset(f, 0, sizeof(*f));
 	f->idx = idx;
+	f->action = a;
 	str_copy(f->dsn, sizeof(f->dsn), dsn);
+	str_copy(f->mta, sizeof(f->mta), mta ? mta : "");
 	str_copy(f->text, sizeof(f->text), text);
+}
+
+void msg_record_failure(struct qmsg *m, size_t idx, const char *dsn, const char *mta, const char *text)
+{
+	m->fail = xreallocarray(m->fail, m->nfail + 1, sizeof(*m->fail));
+	notice_set(&m->fail[m->nfail++], idx, ACT_FAILED, dsn, mta, text);
+}
+
+void msg_record_success(struct qmsg *m, size_t idx, enum notice_action a, const char *dsn, const char *mta,
+			const char *text)
+{
+	m->succ = xreallocarray(m->succ, m->nsucc + 1, sizeof(*m->succ));
+	notice_set(&m->succ[m->nsucc++], idx, a, dsn, mta, text);
 }
 
 /* Add recipient i of m to a job for destination d (the tail job when it is
@@ -109,7 +193,7 @@ static void job_add_rcpt(struct qmsg *m, struct dest *d, size_t i)
 		j->req.offset = m->env.content_off;
 		j->req.length = m->env.content_len;
 		j->req.arrival = m->env.arrival;
-		j->req.flags = m->env.flags;
+		j->req.flags = m->env.flags & (DELIVER_F_8BITMIME | DELIVER_F_SMTPUTF8 | DELIVER_F_RET_HDRS);
 		str_copy(j->req.envid, sizeof(j->req.envid), m->env.envid);
 		if (d->tail)
 			d->tail->next = j;
@@ -127,61 +211,77 @@ static void job_add_rcpt(struct qmsg *m, struct dest *d, size_t i)
 	}
 }
 
+/* Route recipient i (pending, final address) and queue it for delivery. */
+static void route_rcpt(struct qmsg *m, size_t i)
+{
+	struct qf_rcpt *r = &m->env.rcpt[i];
+	struct route rt;
+
+	if (resolve_address(r->address, &rt) < 0) {
+		snprintf(m->last_reason, sizeof(m->last_reason), "address resolution failed: %s", strerror(errno));
+		log_rcpt(m, i, "none", "4.3.0", "deferred", m->last_reason);
+		return;
+	}
+	switch (rt.transport) {
+	case TR_ERROR: {
+		char dsn[16] = "5.0.0";
+		const char *text = rt.error;
+		const char *sp = strchr(rt.error, ' ');
+
+		if (sp && (size_t)(sp - rt.error) < sizeof(dsn) && (rt.error[0] == '4' || rt.error[0] == '5')) {
+			memcpy(dsn, rt.error, (size_t)(sp - rt.error));
+			dsn[sp - rt.error] = 0;
+			text = sp + 1;
+		}
+		dsn[0] = '5'; /* an error: transport is final */
+		log_rcpt(m, i, "none", dsn, "bounced", text);
+		msg_record_failure(m, i, dsn, "", text);
+		break;
+	}
+	case TR_DISCARD:
+		log_rcpt(m, i, "none", "2.0.0", "sent", "discarded");
+		if (qf_mark(m->fd, r, QF_DELIVERED) < 0)
+			log_warning("%s: mark: %s", m->qid, strerror(errno));
+		break;
+	default:
+		job_add_rcpt(m, dest_get(&rt), i);
+	}
+}
+
 void sched_message(struct qmsg *m)
 {
-	struct route rt;
-	size_t i;
+	char *has_children = xcalloc(m->env.nrcpt ? m->env.nrcpt : 1, 1);
+	size_t i, n0 = m->env.nrcpt;
 
 	for (i = 0; i < m->env.nrcpt; i++) {
 		struct qf_rcpt *r = &m->env.rcpt[i];
 
-		if (r->state != QF_PENDING)
-			continue;
-		if (resolve_address(r->address, &rt) < 0) {
-			snprintf(m->last_reason, sizeof(m->last_reason), "address resolution failed: %s",
-				 strerror(errno));
-			log_info("%s: to=<%s>, relay=none, dsn=4.3.0, status=deferred (%s)", m->qid, r->address,
-				 m->last_reason);
-			continue;
-		}
-		switch (rt.transport) {
-		case TR_ERROR: {
-			char dsn[16] = "5.0.0";
-			const char *text = rt.error;
-			const char *sp = strchr(rt.error, ' ');
-
-			if (sp && (size_t)(sp - rt.error) < sizeof(dsn) && (rt.error[0] == '4' || rt.error[0] == '5')) {
-				memcpy(dsn, rt.error, (size_t)(sp - rt.error));
-				dsn[sp - rt.error] = 0;
-				text = sp + 1;
-			}
-			dsn[0] = '5'; /* an error: transport is final */
-			log_info("%s: to=<%s>, relay=none, dsn=%s, status=bounced (%s)", m->qid, r->address, dsn, text);
-			msg_record_failure(m, i, dsn, text);
-			break;
-		}
-		case TR_DISCARD:
-			log_info("%s: to=<%s>, relay=none, dsn=2.0.0, status=sent (discarded)", m->qid, r->address);
-			if (qf_mark(m->fd, r, QF_DELIVERED) < 0)
-				log_warning("%s: mark: %s", m->qid, strerror(errno));
-			break;
-		default:
-			job_add_rcpt(m, dest_get(&rt), i);
-		}
+		if (r->parent >= 0 && (size_t)r->parent < n0)
+			has_children[r->parent] = 1;
+		/* Owed success notices of a previous run (crash before the DSN). */
+		if (r->state == QF_SUCCESS || r->state == QF_RELAYED)
+			msg_record_success(m, i, r->state == QF_SUCCESS ? ACT_DELIVERED : ACT_RELAYED, "2.0.0", "",
+					   r->state == QF_SUCCESS ? "delivered" : "relayed to a non-DSN next hop");
 	}
+	/* The loop bound grows as expansions append recipients. */
+	for (i = 0; i < m->env.nrcpt; i++) {
+		if (m->env.rcpt[i].state != QF_PENDING)
+			continue;
+		if (i < n0 && expand_rcpt(m, i, has_children) != 0)
+			continue;
+		route_rcpt(m, i);
+	}
+	free(has_children);
 	if (m->jobs_pending == 0)
 		queue_finish(m);
 }
 
-/* Connect to the agent and send the request with a read-only queue file fd. */
-static int job_start(struct job *j)
+/* Send j's request with a read-only queue file fd on the agent connection s. */
+static int job_send(struct job *j, int s)
 {
-	char path[4096];
 	struct buf req;
-	int fd = -1, s = -1, rc = -1;
+	int fd = -1, rc = -1;
 
-	snprintf(path, sizeof(path), "%s/%s", cf.queue_directory,
-		 j->dest->transport == TR_LOCAL ? DELIVER_SOCKET_LOCAL : DELIVER_SOCKET_SEND);
 	buf_init(&req, DELIVER_MAX_REQUEST);
 	if (deliver_encode_request(&j->req, &req) < 0) {
 		log_warning("%s: cannot encode a delivery request", j->msg->qid);
@@ -192,27 +292,119 @@ static int job_start(struct job *j)
 		log_warning("%s: open for delivery: %s", j->msg->qid, strerror(errno));
 		goto out;
 	}
-	s = sock_unix_connect(path);
-	if (s < 0) {
-		log_warning("connect to %s: %s", path, strerror(errno));
+	if (fd_set_nonblock(s, 0) < 0 || sock_send_fd(s, fd, req.data, 1) < 0 ||
+	    write_all(s, req.data + 1, req.len - 1) < 0 || fd_set_nonblock(s, 1) < 0) {
+		log_warning("%s: send request to the %s agent: %s", j->msg->qid, transport_name(j->dest->transport),
+			    strerror(errno));
 		goto out;
 	}
-	if (sock_send_fd(s, fd, req.data, 1) < 0 || write_all(s, req.data + 1, req.len - 1) < 0) {
-		log_warning("%s: send request to %s: %s", j->msg->qid, path, strerror(errno));
-		goto out;
-	}
-	if (fd_set_nonblock(s, 1) < 0)
-		goto out;
 	j->sock = s;
-	s = -1;
+	j->started = time(NULL);
+	j->t_start = now_f();
+	buf_reset(&j->resp);
 	rc = 0;
 out:
 	if (fd >= 0)
 		close(fd);
-	if (s >= 0)
-		close(s);
 	buf_free(&req);
 	return rc;
+}
+
+/* Connect to the agent and send the request. */
+static int job_start(struct job *j)
+{
+	char path[4096];
+	int s;
+
+	snprintf(path, sizeof(path), "%s/%s", cf.queue_directory,
+		 j->dest->transport == TR_LOCAL ? DELIVER_SOCKET_LOCAL : DELIVER_SOCKET_SEND);
+	s = sock_unix_connect(path);
+	if (s < 0) {
+		log_warning("connect to %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (job_send(j, s) < 0) {
+		close(s);
+		return -1;
+	}
+	return 0;
+}
+
+static void inflight_remove(struct job *j)
+{
+	int i;
+
+	for (i = 0; i < ninflight; i++)
+		if (inflight[i] == j) {
+			inflight[i] = inflight[--ninflight];
+			return;
+		}
+}
+
+/* The destination failed as a whole: no recipient reached a remote MTA. */
+static int site_failure(const struct job *j)
+{
+	size_t i;
+
+	if (j->dest->transport != TR_SMTP || j->req.nrcpt == 0)
+		return 0;
+	for (i = 0; i < j->req.nrcpt; i++)
+		if (j->req.rcpt[i].status != DELIVER_TEMP || j->req.rcpt[i].mta[0])
+			return 0;
+	return 1;
+}
+
+/* Pass the agent connection of a finished job to the destination's next
+ * waiting job; 1 when it was taken. */
+static int reuse_connection(struct job *done)
+{
+	struct dest *d = done->dest;
+	struct job *j;
+
+	/* A stopping or retiring queue manager starts nothing new. */
+	if (!d->head || dead_find(d, time(NULL)) || server_terminating)
+		return 0;
+	j = d->head;
+	d->head = j->next;
+	if (!d->head)
+		d->tail = NULL;
+	j->next = NULL;
+	buf_init(&j->resp, RESPONSE_MAX);
+	if (job_send(j, done->sock) < 0) {
+		/* Put it back first in line; the connection is closed by the caller. */
+		buf_free(&j->resp);
+		j->next = d->head;
+		d->head = j;
+		if (!d->tail)
+			d->tail = j;
+		return 0;
+	}
+	j->reused = 1;
+	inflight[ninflight++] = j;
+	return 1;
+}
+
+/*
+ * The agent closed a reused connection before answering: it most likely
+ * went away between two requests (its idle or reuse limit, or a reload),
+ * racing our request.  That is no delivery failure: put the job back first
+ * in line to go out on a fresh connection.
+ */
+static void requeue_job(struct job *j)
+{
+	struct dest *d = j->dest;
+
+	inflight_remove(j);
+	close(j->sock);
+	j->sock = -1;
+	j->reused = 0;
+	d->active--;
+	agent_active[agent_of(d->transport)]--;
+	buf_free(&j->resp);
+	j->next = d->head;
+	d->head = j;
+	if (!d->tail)
+		d->tail = j;
 }
 
 /* Apply the agent's per-recipient results (or a blanket deferral). */
@@ -220,24 +412,34 @@ static void job_done(struct job *j, const char *agent_error)
 {
 	struct qmsg *m = j->msg;
 	struct dest *d = j->dest;
+	time_t now = time(NULL);
 	size_t i;
-	int i2;
 
 	for (i = 0; i < j->req.nrcpt; i++) {
 		struct deliver_rcpt *rc = &j->req.rcpt[i];
 		struct qf_rcpt *r = &m->env.rcpt[rc->idx];
+		int want_success = notice_wanted(r->notify, ACT_DELIVERED) && *m->env.sender;
 
 		if (agent_error) {
 			snprintf(m->last_reason, sizeof(m->last_reason), "%s", agent_error);
-			log_info("%s: to=<%s>, relay=%s, dsn=4.3.0, status=deferred (%s)", m->qid, r->address,
-				 transport_name(d->transport), agent_error);
+			/* The agents log their own results; these never reached one. */
+			log_rcpt(m, rc->idx, j->sock >= 0 ? transport_name(d->transport) : "none", "4.3.0", "deferred",
+				 agent_error);
 			continue;
 		}
 		if (rc->status == DELIVER_OK || rc->status == DELIVER_RELAYED) {
-			if (qf_mark(m->fd, r, QF_DELIVERED) < 0)
+			char st = QF_DELIVERED;
+
+			if (want_success) {
+				enum notice_action a = rc->status == DELIVER_OK ? ACT_DELIVERED : ACT_RELAYED;
+
+				st = a == ACT_DELIVERED ? QF_SUCCESS : QF_RELAYED;
+				msg_record_success(m, rc->idx, a, rc->dsn, rc->mta, rc->text);
+			}
+			if (qf_mark(m->fd, r, (enum qf_state)st) < 0)
 				log_warning("%s: mark delivered: %s", m->qid, strerror(errno));
 		} else if (rc->status == DELIVER_PERM) {
-			msg_record_failure(m, rc->idx, rc->dsn, rc->text);
+			msg_record_failure(m, rc->idx, rc->dsn, rc->mta, rc->text);
 		} else {
 			snprintf(m->last_reason, sizeof(m->last_reason), "%s", rc->text);
 		}
@@ -245,16 +447,16 @@ static void job_done(struct job *j, const char *agent_error)
 	/* One flush per job makes "delivered" durable before we forget it. */
 	if (fdatasync(m->fd) < 0)
 		log_warning("%s: fdatasync: %s", m->qid, strerror(errno));
+	if (!agent_error && site_failure(j))
+		dead_mark(d, j->req.rcpt[0].text, now);
 
 	if (j->sock >= 0) {
-		close(j->sock);
-		d->active--;
-		agent_active[agent_of(d->transport)]--;
-		for (i2 = 0; i2 < ninflight; i2++)
-			if (inflight[i2] == j) {
-				inflight[i2] = inflight[--ninflight];
-				break;
-			}
+		inflight_remove(j);
+		if (agent_error || !reuse_connection(j)) {
+			close(j->sock);
+			d->active--;
+			agent_active[agent_of(d->transport)]--;
+		}
 	}
 	deliver_request_free(&j->req);
 	buf_free(&j->resp);
@@ -281,7 +483,22 @@ int sched_dispatch(void)
 			struct dest *next = d->next ? d->next : dests;
 			int agent = agent_of(d->transport);
 
-			if (d->head && d->active < d->limit && agent_active[agent] < cf.default_process_limit &&
+			struct dead *dd = d->head ? dead_find(d, time(NULL)) : NULL;
+
+			if (dd) {
+				/* Defer every waiting job without a connection attempt
+				 * (finished after the round: job_done may free d). */
+				while (d->head) {
+					struct job *j = d->head;
+
+					d->head = j->next;
+					snprintf(j->why, sizeof(j->why), "delivery temporarily suspended: %.900s",
+						 dd->reason);
+					j->next = failed;
+					failed = j;
+				}
+				d->tail = NULL;
+			} else if (d->head && d->active < d->limit && agent_active[agent] < cf.default_process_limit &&
 			    ninflight < MAX_INFLIGHT) {
 				struct job *j = d->head;
 
@@ -293,10 +510,10 @@ int sched_dispatch(void)
 				if (job_start(j) == 0) {
 					d->active++;
 					agent_active[agent]++;
-					j->started = time(NULL);
 					inflight[ninflight++] = j;
 				} else {
 					/* Finished after the round: job_done may free d. */
+					snprintf(j->why, sizeof(j->why), "delivery agent unavailable");
 					j->next = failed;
 					failed = j;
 				}
@@ -310,7 +527,7 @@ int sched_dispatch(void)
 		struct job *j = failed;
 
 		failed = j->next;
-		job_done(j, "delivery agent unavailable");
+		job_done(j, j->why);
 	}
 	return ninflight;
 }
@@ -354,6 +571,10 @@ void sched_io(struct job *j, short revents)
 	}
 	if (n > 0 && !response_complete(&j->resp))
 		return;
+	if (n <= 0 && j->resp.len == 0 && j->reused) {
+		requeue_job(j);
+		return;
+	}
 	if (n <= 0 && !response_complete(&j->resp)) {
 		job_done(j, "delivery agent closed the connection without a result");
 		return;

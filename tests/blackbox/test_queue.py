@@ -6,7 +6,8 @@
                   RFC 3464 report (From MAILER-DAEMON, multipart/report,
                   Status: 5.1.1, Final-Recipient, the original Subject); the
                   original leaves the queue
-  null_sender_*   the same from <>: no bounce anywhere, a "discarded" warning
+  null_sender_*   the same from <>: no bounce to <>; the postmaster gets one
+                  double bounce (and a double bounce is never bounced again)
   deferred_*      transport to a port where nothing listens: the message waits
                   in deferred/; a sink started on that port then receives it and
                   the queue empties
@@ -194,7 +195,10 @@ def test_bounce(t):
 
 
 def test_null_sender(t):
+    """Mail from <> that fails is never bounced to <>: the postmaster gets one
+    report (a double bounce), and nobody else gets anything."""
     files_before = all_mail_files(t)
+    pm_before = len(t.mail_files("postmaster"))
     log_before = len(t.log_text())
     code, text = submit(t.port, "", ["x@dead.test"],
                         message("null sender dead", "no report for me\r\n", to="x@dead.test"))
@@ -204,15 +208,16 @@ def test_null_sender(t):
 
     def warned():
         new = t.log_text()[log_before:]
-        return any(qid in l and "discarded" in l for l in new.splitlines())
-    assert wait_for(warned, 15.0), "no '%s ... discarded' line in the log within 15 s" % qid
-    assert wait_for(lambda: not queue_has(t, qid), 10.0), "%s still queued: %s" % (qid, pending(t))
-    time.sleep(2.0)  # a bounce, if any, would have been delivered by now
+        return any(qid in l and "postmaster notified" in l for l in new.splitlines())
+    assert wait_for(warned, 15.0), "no '%s ... postmaster notified' line in the log within 15 s" % qid
+    assert t.wait_mail("postmaster", pm_before + 1, 15), "postmaster got no double bounce"
+    assert wait_for(lambda: not pending(t), 10.0), "queue not empty: %s" % pending(t)
+    time.sleep(2.0)
     new_files = all_mail_files(t) - files_before
-    assert not new_files, "new files after a failed delivery from <>: %s" % sorted(new_files)
-    assert not pending(t), "queue not empty: %s" % pending(t)
+    assert len(new_files) == 1, "want one new file (the postmaster's), got %s" % sorted(new_files)
+    assert find_bounce(t, "postmaster", b"null sender dead"), "postmaster's mail is not the double bounce"
     new = t.log_text()[log_before:]
-    assert not re.search(r"%s: sender non-delivery notification" % qid, new), "a bounce was created for <>"
+    assert not re.search(r"%s: sender non-delivery notification" % qid, new), "a bounce was sent to <>"
 
 
 def test_deferred(t, down_port):
@@ -404,7 +409,7 @@ def main():
     try:
         if res.run("start", t.start):
             res.run("bounce_original_removed", test_bounce, t)
-            res.run("null_sender_no_bounce", test_null_sender, t)
+            res.run("null_sender_postmaster_once", test_null_sender, t)
             res.run("deferred_delivered_when_peer_up", test_deferred, t, down)
             res.run("mixed_local_bounce_remote", test_mixed, t, sink)
             res.run("corrupt_file_quarantined", test_corrupt, t)

@@ -260,7 +260,7 @@ START_TEST(reader_rejects_corruption)
 		memcpy(bad, good, (size_t)n);
 		bad[n] = 0;
 		p = strstr(bad, "R P");
-		p[2] = 'X';
+		p[2] = 'Q';
 		ck_assert_int_eq(read_raw(bad, (size_t)n, err, sizeof(err)), -1);
 	}
 	/* NUL inside a field */
@@ -289,6 +289,106 @@ START_TEST(reader_rejects_corruption)
 }
 END_TEST
 
+/* Expansion results appended after the content (A records) survive a
+ * re-read with their parent, state and ORCPT; marks on them persist. */
+START_TEST(trailer_children_round_trip)
+{
+	static const char *const kids[] = { "k1@example.net", "k2@example.net" };
+	struct qf_envelope e, r;
+	char err[256] = "", content[256];
+	int fd;
+
+	write_message(&e);
+	fd = open_queued(QDIR_INCOMING, e.qid, O_RDWR);
+	ck_assert_int_eq(qf_read(fd, &r, err, sizeof(err)), 0);
+	ck_assert_int_eq(qf_add_children(fd, &r, 0, kids, 2, "rfc822;bob@example.net"), 0);
+	ck_assert_uint_eq(r.nrcpt, 4);
+	ck_assert_int_eq(qf_mark(fd, &r.rcpt[0], QF_EXPANDED), 0);
+	ck_assert_int_eq(qf_mark(fd, &r.rcpt[3], QF_SUCCESS), 0);
+	ck_assert_int_eq(qf_set_retry(fd, &r, 3, 1, "connect to x: refused\r"), 0);
+	qf_envelope_free(&r);
+
+	ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(r.nrcpt, 4);
+	ck_assert_int_eq(r.rcpt[0].state, QF_EXPANDED);
+	ck_assert_int_eq(r.rcpt[0].parent, -1);
+	ck_assert_str_eq(r.rcpt[2].address, "k1@example.net");
+	ck_assert_int_eq(r.rcpt[2].parent, 0);
+	ck_assert_int_eq(r.rcpt[2].state, QF_PENDING);
+	ck_assert_str_eq(r.rcpt[2].orcpt, "rfc822;bob@example.net");
+	ck_assert_int_eq(r.rcpt[3].state, QF_SUCCESS);
+	ck_assert_uint_eq(r.attempts, 3);
+	ck_assert_int_eq(r.warned, 1);
+	ck_assert_str_eq(r.reason, "connect to x: refused?");
+	/* The content is untouched by the trailer. */
+	ck_assert_int_eq(pread(fd, content, r.content_len, (off_t)r.content_off), (ssize_t)r.content_len);
+	ck_assert_int_eq(memcmp(content, body, r.content_len), 0);
+	/* The last W record counts. */
+	ck_assert_int_eq(qf_set_retry(fd, &r, 4, 1, NULL), 0);
+	qf_envelope_free(&r);
+	ck_assert_int_eq(qf_read(fd, &r, err, sizeof(err)), 0);
+	ck_assert_uint_eq(r.attempts, 4);
+	qf_envelope_free(&r);
+	qf_envelope_free(&e);
+	close(fd);
+}
+END_TEST
+
+/* A crash in the middle of an append leaves a line without LF: the reader
+ * ignores it, and the next append overwrites it. */
+START_TEST(trailer_interrupted_append)
+{
+	static const char *const kid[] = { "k@example.net" };
+	struct qf_envelope e, r;
+	struct stat st;
+	char err[256] = "";
+	int fd;
+
+	write_message(&e);
+	fd = open_queued(QDIR_INCOMING, e.qid, O_RDWR);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_int_eq(pwrite(fd, "A P 0 - 0 half", 14, st.st_size), 14);
+	ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(r.nrcpt, 2);
+	ck_assert_uint_eq(r.trailer_end, (unsigned long long)st.st_size);
+	ck_assert_int_eq(qf_add_children(fd, &r, 1, kid, 1, NULL), 0);
+	qf_envelope_free(&r);
+	ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(r.nrcpt, 3);
+	ck_assert_str_eq(r.rcpt[2].address, "k@example.net");
+	ck_assert_int_eq(r.rcpt[2].parent, 1);
+	ck_assert_ptr_null(r.rcpt[2].orcpt);
+	qf_envelope_free(&r);
+	qf_envelope_free(&e);
+	close(fd);
+}
+END_TEST
+
+/* Complete but bad trailer records make the file corrupt. */
+START_TEST(trailer_rejects_bad_records)
+{
+	static const char *const bad[] = { "A P 0 - 7 x@y\n", /* parent not an earlier recipient */
+					   "A Z 0 - 0 x@y\n", /* bad state */
+					   "W x 1\n", "W 1 2\n", "Q what\n", "A P 0 - 0\n" };
+	struct qf_envelope e, r;
+	struct stat st;
+	char err[256] = "";
+	size_t i;
+	int fd;
+
+	write_message(&e);
+	fd = open_queued(QDIR_INCOMING, e.qid, O_RDWR);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(ftruncate(fd, st.st_size), 0);
+		ck_assert_int_eq(pwrite(fd, bad[i], strlen(bad[i]), st.st_size), (ssize_t)strlen(bad[i]));
+		ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == -1, "accepted trailer %s", bad[i]);
+	}
+	qf_envelope_free(&e);
+	close(fd);
+}
+END_TEST
+
 static Suite *qfile_suite(void)
 {
 	Suite *s = suite_create("qfile");
@@ -301,6 +401,9 @@ static Suite *qfile_suite(void)
 	tcase_add_test(tc, writer_refuses_control_chars);
 	tcase_add_test(tc, commit_fails_without_incoming);
 	tcase_add_test(tc, reader_rejects_corruption);
+	tcase_add_test(tc, trailer_children_round_trip);
+	tcase_add_test(tc, trailer_interrupted_append);
+	tcase_add_test(tc, trailer_rejects_bad_records);
 	suite_add_tcase(s, tc);
 	return s;
 }

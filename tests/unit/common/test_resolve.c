@@ -147,6 +147,92 @@ START_TEST(bad_table_value_is_temporary)
 }
 END_TEST
 
+/* virtual_alias_maps: recursion, self-maps, duplicates, loops, @domain
+ * catch-alls, virtual_alias_domains, and the RCPT verdicts. */
+START_TEST(virtual_aliases)
+{
+	char vsrc[400], vmap[410], kv[500], err[256] = "";
+	struct valias_list vl;
+	struct route rt;
+	FILE *f;
+
+	snprintf(vsrc, sizeof(vsrc), "%s/virtual", dir);
+	snprintf(vmap, sizeof(vmap), "%s/virtual.cdb", dir);
+	f = fopen(vsrc, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("list@virt.test   a@local.test, group@virt.test  b@remote.test\n"
+	      "group@virt.test  c@remote.test,b@remote.test\n"
+	      "self@virt.test   self@virt.test, copy@remote.test\n"
+	      "loop1@virt.test  loop2@virt.test\n"
+	      "loop2@virt.test  x@remote.test loop1@virt.test\n"
+	      "@catch.test      postmaster@remote.test\n", f);
+	fclose(f);
+	ck_assert_msg(cdbmap_compile(vsrc, vmap, err, sizeof(err)) == 0, "%s", err);
+	snprintf(kv, sizeof(kv), "virtual_alias_maps=%s", vmap);
+	ck_assert_int_eq(conf_override(kv, err, sizeof(err)), 0);
+	ck_assert_int_eq(conf_override("virtual_alias_domains=virt.test", err, sizeof(err)), 0);
+	ck_assert_msg(resolve_init(err, sizeof(err)) == 0, "%s", err);
+
+	ck_assert_int_eq(resolve_virtual("List@Virt.test", &vl), VALIAS_EXPANDED);
+	ck_assert_uint_eq(vl.n, 3); /* b@remote.test only once */
+	ck_assert_str_eq(vl.addr[0], "a@local.test");
+	ck_assert_str_eq(vl.addr[1], "c@remote.test");
+	ck_assert_str_eq(vl.addr[2], "b@remote.test");
+	valias_list_free(&vl);
+
+	ck_assert_int_eq(resolve_virtual("self@virt.test", &vl), VALIAS_EXPANDED);
+	ck_assert_uint_eq(vl.n, 2);
+	ck_assert_str_eq(vl.addr[0], "self@virt.test");
+	valias_list_free(&vl);
+
+	ck_assert_int_eq(resolve_virtual("loop1@virt.test", &vl), VALIAS_LOOP);
+	ck_assert_uint_eq(vl.n, 0);
+	ck_assert_int_eq(resolve_virtual("anyone@catch.test", &vl), VALIAS_EXPANDED);
+	ck_assert_str_eq(vl.addr[0], "postmaster@remote.test");
+	valias_list_free(&vl);
+	ck_assert_int_eq(resolve_virtual("someone@else.test", &vl), VALIAS_NONE);
+
+	/* An address of a virtual alias domain without an entry. */
+	ck_assert_int_eq(resolve_address("nobody@virt.test", &rt), 0);
+	ck_assert_int_eq(rt.transport, TR_ERROR);
+	ck_assert_int_eq(strncmp(rt.error, "5.1.1", 5), 0);
+	ck_assert_int_eq(resolve_rcpt_check("nobody@virt.test"), RCPT_UNKNOWN);
+	ck_assert_int_eq(resolve_rcpt_check("list@virt.test"), RCPT_ACCEPT);
+	ck_assert_int_eq(resolve_rcpt_check("loop1@virt.test"), RCPT_UNKNOWN);
+	ck_assert_int_eq(resolve_rcpt_check("x@remote.test"), RCPT_ACCEPT);
+	unlink(vsrc);
+	unlink(vmap);
+}
+END_TEST
+
+/* A chain deeper than VALIAS_MAX_DEPTH is refused like a loop. */
+START_TEST(virtual_alias_depth_limit)
+{
+	char vsrc[400], vmap[410], kv[500], err[256] = "";
+	struct valias_list vl;
+	FILE *f;
+	int i;
+
+	snprintf(vsrc, sizeof(vsrc), "%s/virtual", dir);
+	snprintf(vmap, sizeof(vmap), "%s/virtual.cdb", dir);
+	f = fopen(vsrc, "w");
+	ck_assert_ptr_nonnull(f);
+	for (i = 0; i < VALIAS_MAX_DEPTH + 5; i++)
+		fprintf(f, "a%d@chain.test a%d@chain.test\n", i, i + 1);
+	fclose(f);
+	ck_assert_msg(cdbmap_compile(vsrc, vmap, err, sizeof(err)) == 0, "%s", err);
+	snprintf(kv, sizeof(kv), "virtual_alias_maps=%s", vmap);
+	ck_assert_int_eq(conf_override(kv, err, sizeof(err)), 0);
+	ck_assert_msg(resolve_init(err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(resolve_virtual("a0@chain.test", &vl), VALIAS_LOOP);
+	ck_assert_int_eq(resolve_virtual("a10@chain.test", &vl), VALIAS_EXPANDED);
+	ck_assert_str_eq(vl.addr[0], "a105@chain.test");
+	valias_list_free(&vl);
+	unlink(vsrc);
+	unlink(vmap);
+}
+END_TEST
+
 static Suite *resolve_suite(void)
 {
 	Suite *s = suite_create("resolve");
@@ -158,6 +244,8 @@ static Suite *resolve_suite(void)
 	tcase_add_test(tc, relayhost_applies_to_remote_only);
 	tcase_add_test(tc, bad_values);
 	tcase_add_test(tc, bad_table_value_is_temporary);
+	tcase_add_test(tc, virtual_aliases);
+	tcase_add_test(tc, virtual_alias_depth_limit);
 	suite_add_tcase(s, tc);
 	return s;
 }
