@@ -423,7 +423,7 @@ static int walk(struct walk *w, int msgfd, unsigned long long offset, unsigned l
 	struct linereader lr;
 	struct buf line;
 	enum lr_ending ending;
-	enum lr_result r;
+	enum lr_result r = LR_EOF;
 	int at_start = 1;
 
 	if (src_open(&s, &lr, msgfd, offset, length) < 0)
