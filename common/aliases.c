@@ -19,6 +19,7 @@
 
 #include "addr.h"
 #include "aliases.h"
+#include "fsutil.h"
 #include "strutil.h"
 #include "xalloc.h"
 
@@ -406,18 +407,6 @@ static int read_source(const char *src, struct buf *text, mode_t *mode, char *er
 	return 0;
 }
 
-static int sync_parent(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = slash == NULL ? xstrdup(".") : slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = -1;
-	free(dir);
-	if (fd >= 0) {
-		rc = fsync(fd);
-		close(fd);
-	}
-	return rc;
-}
 
 int aliases_compile(const char *src, const char *dst, size_t *count, char *err, size_t errsize)
 {
@@ -467,7 +456,7 @@ int aliases_compile(const char *src, const char *dst, size_t *count, char *err, 
 		seterr(err, errsize, "rename %s: %s", tmp, strerror(errno));
 		rc = -1;
 	}
-	if (rc == 0 && sync_parent(dst) < 0) {
+	if (rc == 0 && fsync_parent_dir(dst) < 0) {
 		seterr(err, errsize, "fsync directory of %s: %s", dst, strerror(errno));
 		rc = -1;
 	}

@@ -16,6 +16,7 @@
  * Public: cdbmap_open, cdbmap_open_table, cdbmap_close, cdbmap_lookup, cdbmap_compile.
  */
 #include "cdbmap.h"
+#include "fsutil.h"
 
 #include <cdb.h>
 #include <errno.h>
@@ -306,20 +307,6 @@ static int compile_lines(struct compiler *c, int fd)
 	return rc;
 }
 
-/* fsync the directory holding path, so the rename is durable. */
-static int sync_dir(const char *path)
-{
-	const char *slash = strrchr(path, '/');
-	char *dir = slash == NULL ? xstrdup(".") : slash == path ? xstrdup("/") : xstrndup(path, (size_t)(slash - path));
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = -1;
-
-	free(dir);
-	if (fd >= 0) {
-		rc = fsync(fd);
-		close(fd);
-	}
-	return rc;
-}
 
 /* Build the table from the open source into the open tmp file. */
 static int compile_into(struct compiler *c, int in, int out)
@@ -373,7 +360,7 @@ int cdbmap_compile(const char *src, const char *dst, char *err, size_t errsize)
 		rc = cerr(&c, 0, "rename %s: %s", tmp, strerror(errno));
 	if (rc < 0)
 		unlink(tmp);
-	else if (sync_dir(dst) < 0)
+	else if (fsync_parent_dir(dst) < 0)
 		rc = cerr(&c, 0, "fsync directory of %s: %s", dst, strerror(errno));
 done:
 	free(tmp);

@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -655,4 +656,15 @@ void deliver_serve(int sock, int timeout_ms, deliver_fn deliver)
 		if (!ok || server_terminating)
 			return;
 	}
+}
+
+int deliver_content_present(int msgfd, const struct deliver_request *r)
+{
+	struct stat st;
+	unsigned long long size;
+
+	if (fstat(msgfd, &st) < 0 || !S_ISREG(st.st_mode))
+		return 0;
+	size = (unsigned long long)st.st_size;
+	return r->offset <= size && r->length <= size - r->offset;
 }

@@ -136,6 +136,9 @@ void deliver_set_result(struct deliver_rcpt *rc, enum deliver_status st, const c
 /* Agent side: read a complete request from sock (the first recvmsg carries
  * the fd); 0 and *fd on success, -1 on error/timeout (reason logged). */
 int deliver_read_request(int sock, int timeout_ms, struct deliver_request *r, int *fd);
+/* Agent side: does msgfd hold all of [offset, offset+length)?  A queue
+ * file shorter than its request must never be delivered in part. */
+int deliver_content_present(int msgfd, const struct deliver_request *r);
 /* Agent side: send the response. 0 or -1. */
 int deliver_write_response(int sock, const struct deliver_request *r);
 

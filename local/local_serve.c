@@ -59,15 +59,6 @@ void local_log_result(const struct deliver_request *r, const char *address, cons
 			 rc->dsn, status_word(rc->status), rc->text);
 }
 
-/* Does the file hold the whole content the request describes? */
-static int content_present(int msgfd, const struct deliver_request *r)
-{
-	struct stat st;
-	if (fstat(msgfd, &st) < 0 || !S_ISREG(st.st_mode))
-		return 0;
-	unsigned long long size = (unsigned long long)st.st_size;
-	return r->offset <= size && r->length <= size - r->offset;
-}
 
 void local_deliver_request(struct deliver_request *r, int msgfd)
 {
@@ -77,7 +68,7 @@ void local_deliver_request(struct deliver_request *r, int msgfd)
 	for (size_t i = 0; i < r->nrcpt; i++)
 		deliver_set_result(&r->rcpt[i], DELIVER_TEMP, "4.3.0", "delivery not attempted");
 	local_msg_init(&msg, msgfd, r->offset, r->length);
-	if (!content_present(msgfd, r))
+	if (!deliver_content_present(msgfd, r))
 		fail = "queue file is shorter than the delivery request";
 	else if (local_msg_scan(&msg) < 0)
 		fail = "cannot read the message";

@@ -287,14 +287,6 @@ static void all_fail(struct send_attempt *a, enum deliver_status st, const char 
 	}
 }
 
-static int content_present(int msgfd, const struct deliver_request *r)
-{
-	struct stat st;
-	if (fstat(msgfd, &st) < 0 || !S_ISREG(st.st_mode))
-		return 0;
-	unsigned long long size = (unsigned long long)st.st_size;
-	return r->offset <= size && r->length <= size - r->offset;
-}
 
 /* The kept connection, when it may carry this request; NULL otherwise (a
  * kept connection for another nexthop or too old gets QUIT). */
@@ -327,7 +319,7 @@ void send_deliver_request(struct deliver_request *r, int msgfd)
 		all_fail(&a, DELIVER_TEMP, "4.3.5", "malformed nexthop in the transport configuration");
 		goto out;
 	}
-	if (!content_present(msgfd, r)) {
+	if (!deliver_content_present(msgfd, r)) {
 		log_warning("%s: queue file is shorter than the delivery request", r->queue_id);
 		all_fail(&a, DELIVER_TEMP, "4.3.0", "error reading the queue file");
 		goto out;
