@@ -47,7 +47,10 @@ PROG_local  := libexec/tern/local
 PROG_send   := libexec/tern/send
 PROG_master := sbin/tern-master
 PROG_ctl    := sbin/ternctl
-DIRS        := smtpd queue local send master ctl
+PROG_sendmail := sbin/tern-sendmail
+PROG_postdrop := libexec/tern/postdrop
+PROG_pickup   := libexec/tern/pickup
+DIRS        := smtpd queue local send master ctl sendmail postdrop pickup
 
 PROGS := $(foreach d,$(DIRS),$(B)/$(PROG_$(d)))
 
@@ -110,16 +113,24 @@ asan: deps
 	@B=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh
 
 # Development server: state under ./run/, SMTP on 127.0.0.1:2525, Ctrl-C stops it.
-run: deps
+run:
+	@sh scripts/deps.sh build
 	@$(MAKE) --no-print-directory all
 	$(B)/sbin/tern-master -D $(CURDIR)/run
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBEXECDIR) $(DESTDIR)$(SYSCONFDIR) \
 	  $(DESTDIR)$(UNITDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8
-	install -m 0755 $(B)/sbin/tern-master $(B)/sbin/ternctl $(DESTDIR)$(SBINDIR)/
+	install -m 0755 $(B)/sbin/tern-master $(B)/sbin/ternctl $(B)/sbin/tern-sendmail $(DESTDIR)$(SBINDIR)/
 	install -m 0755 $(B)/libexec/tern/smtpd $(B)/libexec/tern/qmgr \
-	  $(B)/libexec/tern/local $(B)/libexec/tern/send $(DESTDIR)$(LIBEXECDIR)/
+	  $(B)/libexec/tern/local $(B)/libexec/tern/send $(B)/libexec/tern/pickup $(DESTDIR)$(LIBEXECDIR)/
+	# postdrop: setgid ternpost (local submission); the group only on a real
+	# installation where it exists (install-users.sh creates it).
+	install -m 0755 $(B)/libexec/tern/postdrop $(DESTDIR)$(LIBEXECDIR)/
+	if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then \
+	  getent group ternpost >/dev/null || sh scripts/install-users.sh "" "$(QUEUEDIR)"; \
+	  chgrp ternpost $(LIBEXECDIR)/postdrop && chmod 2755 $(LIBEXECDIR)/postdrop; \
+	else chmod 2755 $(DESTDIR)$(LIBEXECDIR)/postdrop; fi
 	test -e $(DESTDIR)$(SYSCONFDIR)/tern.conf || install -m 0644 conf/tern.conf $(DESTDIR)$(SYSCONFDIR)/tern.conf
 	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' conf/tern.service.in \
 	  > $(DESTDIR)$(UNITDIR)/tern.service
@@ -128,10 +139,13 @@ install: all
 	install -m 0644 man/ternctl.8 man/tern-master.8 $(DESTDIR)$(MANDIR)/man8/
 	install -d -m 0755 $(DESTDIR)$(QUEUEDIR)
 	if [ "$(SENDMAIL_LINKS)" = yes ]; then \
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 man/sendmail.1 $(DESTDIR)$(MANDIR)/man1/tern-sendmail.1
 	  ln -sf $(SBINDIR)/ternctl $(DESTDIR)$(BINDIR)/mailq; \
 	  ln -sf $(SBINDIR)/ternctl $(DESTDIR)$(BINDIR)/newaliases; \
 	fi
 	@sh scripts/install-users.sh "$(DESTDIR)" "$(QUEUEDIR)"
+	  ln -sf $(SBINDIR)/tern-sendmail $(DESTDIR)$(SBINDIR)/sendmail; \
 
 clean:
 	rm -rf build build-asan

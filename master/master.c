@@ -135,7 +135,8 @@ static void prepare_queue(void)
 {
 	static const char *const owned[] = { "", "/" QDIR_TMP, "/" QDIR_INCOMING, "/" QDIR_ACTIVE,
 					     "/" QDIR_DEFERRED, "/" QDIR_HOLD, "/" QDIR_CORRUPT,
-					     "/" QDIR_PRIVATE, "/" QDIR_MAILDROP, NULL };
+					     "/" QDIR_PRIVATE, "/" QDIR_MAILDROP, "/" QDIR_PUBLIC, NULL };
+	static const char *const submit_dirs[] = { QDIR_MAILDROP, QDIR_PUBLIC, NULL };
 	char path[4096];
 	int i;
 
@@ -155,6 +156,17 @@ static void prepare_queue(void)
 		snprintf(path, sizeof(path), "%s%s", cf.queue_directory, owned[i]);
 		if (chown(path, owner_uid, owner_gid) < 0)
 			log_fatal("chown %s: %s", path, strerror(errno));
+	}
+	/* Local submission (issue 8): the setgid postdrop may create files in
+	 * maildrop/ (1730) and reach public/pickup (public/ 0710). */
+	if (submit_group_gid((gid_t)-1) == (gid_t)-1)
+		log_warning("setgid_group %s: no such group; only root and %s can submit with sendmail "
+			    "(see INSTALL)", cf.setgid_group, cf.mail_owner);
+	for (i = 0; submit_dirs[i]; i++) {
+		snprintf(path, sizeof(path), "%s/%s", cf.queue_directory, submit_dirs[i]);
+		if (chown(path, owner_uid, submit_group_gid(owner_gid)) < 0 ||
+		    chmod(path, i == 0 ? 01730 : 0710) < 0)
+			log_fatal("chown/chmod %s: %s", path, strerror(errno));
 	}
 }
 

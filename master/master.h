@@ -69,6 +69,8 @@ struct master_opts {
  * returns the count, or -1 with "file:line: reason" in err. */
 int services_parse(struct service *t, char *err, size_t errsize);
 int service_bind(struct service *s, uid_t owner_uid, gid_t owner_gid);
+/* gid of setgid_group (issue 8), or fallback when the group does not exist. */
+gid_t submit_group_gid(gid_t fallback);
 void service_close(struct service *s);
 int service_same_socket(const struct service *a, const struct service *b);
 /* master_spawn.c */

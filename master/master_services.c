@@ -28,9 +28,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -38,6 +40,7 @@
 #include "master.h"
 #include "privs.h"
 #include "proto_deliver.h"
+#include "proto_pickup.h"
 #include "proto_trigger.h"
 #include "sock.h"
 #include "strutil.h"
@@ -191,7 +194,7 @@ static int builtin_table(struct service *t)
 	char addr[300], line[512];
 	int n = 0, r;
 
-	while ((r = list_next(&p, addr, sizeof(addr))) != 0 && n < MAX_SERVICES - 3) {
+	while ((r = list_next(&p, addr, sizeof(addr))) != 0 && n < MAX_SERVICES - 4) {
 		if (r < 0)
 			log_fatal("smtpd_listen: entry too long");
 		snprintf(line, sizeof(line), "smtp inet %s smtpd min_idle=%lld", addr, cf.smtpd_min_idle);
@@ -200,6 +203,7 @@ static int builtin_table(struct service *t)
 	n = add_builtin(t, n, "qmgr dgram " TRIGGER_SOCKET " qmgr");
 	n = add_builtin(t, n, "local unix " DELIVER_SOCKET_LOCAL " local user=root");
 	n = add_builtin(t, n, "send unix " DELIVER_SOCKET_SEND " send");
+	n = add_builtin(t, n, "pickup dgram " PICKUP_SOCKET " pickup");
 	return n;
 }
 
@@ -242,6 +246,15 @@ static void socket_path(const struct service *s, char *out, size_t size)
 		log_fatal("service %s: socket path too long", s->name);
 }
 
+/* The gid of setgid_group, or fallback when that group does not exist
+ * (local submission by other users then fails with EACCES, as documented). */
+gid_t submit_group_gid(gid_t fallback)
+{
+	struct group *gr = getgrnam(cf.setgid_group);
+
+	return gr ? gr->gr_gid : fallback;
+}
+
 /* Bind s's socket; -1 with errno on failure. */
 int service_bind(struct service *s, uid_t owner_uid, gid_t owner_gid)
 {
@@ -252,9 +265,15 @@ int service_bind(struct service *s, uid_t owner_uid, gid_t owner_gid)
 		s->listen_fd = sock_tcp_listen(s->listen, LISTEN_BACKLOG);
 	} else {
 		socket_path(s, path, sizeof(path));
-		s->listen_fd = strcmp(s->type, "dgram") == 0 ? sock_unix_dgram_bind(path, 0600)
-							      : sock_unix_listen(path, LISTEN_BACKLOG, 0600);
-		if (s->listen_fd >= 0 && getuid() == 0 && chown(path, owner_uid, owner_gid) < 0) {
+		/* Sockets under public/ (pickup) take datagrams from the setgid
+		 * postdrop: group setgid_group may write (issue 8). */
+		int pub = strncmp(s->listen, "public/", 7) == 0;
+		mode_t mode = pub ? 0620 : 0600;
+		gid_t gid = pub ? submit_group_gid(owner_gid) : owner_gid;
+
+		s->listen_fd = strcmp(s->type, "dgram") == 0 ? sock_unix_dgram_bind(path, mode)
+							      : sock_unix_listen(path, LISTEN_BACKLOG, mode);
+		if (s->listen_fd >= 0 && getuid() == 0 && (chown(path, owner_uid, gid) < 0 || chmod(path, mode) < 0)) {
 			close(s->listen_fd);
 			s->listen_fd = -1;
 		}

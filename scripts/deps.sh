@@ -7,13 +7,19 @@
 # command to run is printed and the script exits 1.  On a system without
 # dpkg it prints what is needed and exits 0 (the build then finds out).
 #
-# Used by `make check`, `make run`, `make asan` and .ci/run.
+# Used by `make check`, `make asan` and .ci/run (everything), and by
+# `make run` as `deps.sh build` (only what the build needs).
 
 # The one list.  build: gcc/make/libc headers, pkg-config, OpenSSL, tinycdb,
 # Check.  tests: python3 (black-box harness), swaks (README example),
 # procps (ps), strace (durability test), iproute2 (ss, for debugging ports),
-# clang + libclang-rt-14-dev (libFuzzer targets in tests/fuzz/).
-PACKAGES="build-essential pkg-config libssl-dev libcdb-dev check python3 swaks procps strace iproute2 clang libclang-rt-14-dev dnsmasq-base"
+# clang + libclang-rt-14-dev (libFuzzer targets in tests/fuzz/); mailutils, git-email +
+# libmailtools-perl (real sendmail clients in tests/blackbox/test_sendmail_users.py).
+BUILD_PACKAGES="build-essential pkg-config libssl-dev libcdb-dev"
+PACKAGES="$BUILD_PACKAGES check python3 swaks procps strace iproute2 clang libclang-rt-14-dev dnsmasq-base mailutils git-email libmailtools-perl"
+
+# `deps.sh build` (make run) needs only what the build needs.
+[ "${1:-}" = build ] && PACKAGES=$BUILD_PACKAGES
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "deps.sh: not a Debian system; tern needs: a C11 compiler, GNU make, pkg-config," >&2

@@ -48,7 +48,7 @@ if not os.path.isabs(BUILD):
 MASTER = os.path.join(BUILD, "sbin", "tern-master")
 TERNCTL = os.path.join(BUILD, "sbin", "ternctl")
 DAEMON_DIR = os.path.join(BUILD, "libexec", "tern")
-AGENTS = ("smtpd", "qmgr", "local", "send")
+AGENTS = ("smtpd", "qmgr", "local", "send", "pickup")
 
 
 def log(msg):
@@ -135,7 +135,7 @@ def prog_name(argv):
     if base in AGENTS or base == "tern-master":
         return base
     # A daemon that rewrote its title ("tern/smtpd: idle", "smtpd: ...").
-    m = re.match(r"^(?:\S*/)?(tern-master|smtpd|qmgr|local|send)\b", argv[0])
+    m = re.match(r"^(?:\S*/)?(tern-master|smtpd|qmgr|local|send|pickup)\b", argv[0])
     return m.group(1) if m else None
 
 
