@@ -137,15 +137,19 @@ install: all
 	chmod 0644 $(DESTDIR)$(UNITDIR)/tern.service
 	install -m 0644 man/tern.conf.5 $(DESTDIR)$(MANDIR)/man5/
 	install -m 0644 man/ternctl.8 man/tern-master.8 $(DESTDIR)$(MANDIR)/man8/
-	install -d -m 0755 $(DESTDIR)$(QUEUEDIR)
-	if [ "$(SENDMAIL_LINKS)" = yes ]; then \
 	install -d $(DESTDIR)$(MANDIR)/man1
 	install -m 0644 man/sendmail.1 $(DESTDIR)$(MANDIR)/man1/tern-sendmail.1
+	install -d -m 0755 $(DESTDIR)$(QUEUEDIR)
+	if [ "$(SENDMAIL_LINKS)" = yes ]; then \
 	  ln -sf $(SBINDIR)/ternctl $(DESTDIR)$(BINDIR)/mailq; \
 	  ln -sf $(SBINDIR)/ternctl $(DESTDIR)$(BINDIR)/newaliases; \
+	  ln -sf $(SBINDIR)/tern-sendmail $(DESTDIR)$(SBINDIR)/sendmail; \
 	fi
 	@sh scripts/install-users.sh "$(DESTDIR)" "$(QUEUEDIR)"
-	  ln -sf $(SBINDIR)/tern-sendmail $(DESTDIR)$(SBINDIR)/sendmail; \
+
+# Benchmarks against Postfix (never part of check): see docs/benchmarks.md.
+bench: all
+	@sh bench/run.sh
 
 clean:
 	rm -rf build build-asan

@@ -42,6 +42,8 @@ def main():
             "etc/tern/tern.conf": 0o644, "lib/systemd/system/tern.service": 0o644,
             "usr/share/man/man5/tern.conf.5": 0o644, "usr/share/man/man8/ternctl.8": 0o644,
             "usr/share/man/man8/tern-master.8": 0o644, "var/spool/tern": 0o755,
+            "usr/sbin/tern-sendmail": 0o755, "usr/libexec/tern/pickup": 0o755,
+            "usr/libexec/tern/postdrop": 0o2755, "usr/share/man/man1/tern-sendmail.1": 0o644,
         }
         for rel, m in want.items():
             p = os.path.join(dest, rel)
@@ -50,9 +52,10 @@ def main():
         unit = open(os.path.join(dest, "lib/systemd/system/tern.service")).read()
         res.check("install_unit_paths", "ExecStart=/usr/sbin/tern-master -c /etc/tern/tern.conf" in unit
                   and "@" not in unit.replace("@SBINDIR", ""), "unit: %s" % unit[-400:])
-        for name in ("mailq", "newaliases"):
-            p = os.path.join(dest, "usr/bin", name)
-            res.check("install_link_" + name, os.path.islink(p) and os.readlink(p) == "/usr/sbin/ternctl",
+        for rel, target in (("usr/bin/mailq", "/usr/sbin/ternctl"), ("usr/bin/newaliases", "/usr/sbin/ternctl"),
+                            ("usr/sbin/sendmail", "/usr/sbin/tern-sendmail")):
+            p = os.path.join(dest, rel)
+            res.check("install_link_" + os.path.basename(rel), os.path.islink(p) and os.readlink(p) == target,
                       "%s: %s" % (p, os.readlink(p) if os.path.islink(p) else "not a link"))
         res.check("install_users_left_to_target", "DESTDIR set" in out, out[-300:])
         # The installed config is valid as installed.
@@ -69,7 +72,8 @@ def main():
         dest2 = tempfile.mkdtemp(prefix="tern-install2-")
         try:
             rc, out = make_install(dest2, "SENDMAIL_LINKS=no")
-            res.check("install_no_links", rc == 0 and not os.path.lexists(os.path.join(dest2, "usr/bin/mailq")),
+            res.check("install_no_links", rc == 0 and not os.path.lexists(os.path.join(dest2, "usr/bin/mailq"))
+                      and not os.path.lexists(os.path.join(dest2, "usr/sbin/sendmail")),
                       out[-300:])
         finally:
             shutil.rmtree(dest2, ignore_errors=True)
