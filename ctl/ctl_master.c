@@ -9,6 +9,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <libgen.h>
 #include <limits.h>
 #include <poll.h>
@@ -180,7 +181,7 @@ int ctl_master(const char *cmd, const char *config, char **overrides, int noverr
 	return pid < 0 ? 4 : 3; /* LSB: 3 = not running, 4 = unknown */
 }
 
-static int check_one(const char *path, uid_t uid, mode_t mode, int must_exist)
+static int check_one(const char *path, uid_t uid, gid_t gid, mode_t mode, int must_exist)
 {
 	struct stat st;
 
@@ -196,6 +197,10 @@ static int check_one(const char *path, uid_t uid, mode_t mode, int must_exist)
 	}
 	if (st.st_uid != uid) {
 		fprintf(stderr, "ternctl: queue: %s: owner uid %ld, expected %ld\n", path, (long)st.st_uid, (long)uid);
+		return 1;
+	}
+	if (gid != (gid_t)-1 && st.st_gid != gid) {
+		fprintf(stderr, "ternctl: queue: %s: group gid %ld, expected %ld\n", path, (long)st.st_gid, (long)gid);
 		return 1;
 	}
 	if ((st.st_mode & 07777) != mode) {
@@ -228,10 +233,21 @@ int ctl_check_queue(void)
 	} else {
 		uid = top_uid = getuid(); /* development: everything is ours */
 	}
-	bad |= check_one(cf.queue_directory, top_uid, 0755, 1);
+	bad |= check_one(cf.queue_directory, top_uid, (gid_t)-1, 0755, 1);
 	for (i = 0; owned[i]; i++) {
 		snprintf(path, sizeof(path), "%s/%s", cf.queue_directory, owned[i]);
-		bad |= check_one(path, uid, 0700, 0);
+		bad |= check_one(path, uid, (gid_t)-1, 0700, 0);
+	}
+	/* Local submission: the setgid postdrop's group may create in
+	 * maildrop/ and reach public/pickup; nobody else may enter either. */
+	{
+		struct group *gr = getuid() == 0 ? getgrnam(cf.setgid_group) : NULL;
+		gid_t sgid = gr ? gr->gr_gid : (gid_t)-1;
+
+		snprintf(path, sizeof(path), "%s/%s", cf.queue_directory, QDIR_MAILDROP);
+		bad |= check_one(path, uid, sgid, 01730, 0);
+		snprintf(path, sizeof(path), "%s/%s", cf.queue_directory, QDIR_PUBLIC);
+		bad |= check_one(path, uid, sgid, 0710, 0);
 	}
 	return bad;
 }

@@ -326,6 +326,11 @@ def test_ternctl_control(res):
         rc, out = ternctl(t, "check")
         res.check("ternctl_check_bad_mode", rc == 1 and bad in out and "0700" in out, "%d %s" % (rc, out))
         os.chmod(bad, 0o700)
+        md = os.path.join(t.queue, "maildrop")
+        os.chmod(md, 0o1733)
+        rc, out = ternctl(t, "check")
+        res.check("ternctl_check_bad_maildrop", rc == 1 and md in out and "1730" in out, "%d %s" % (rc, out))
+        os.chmod(md, 0o1730)
         if os.getuid() == 0:
             os.chown(bad, 0, 0)
             rc, out = ternctl(t, "check")
