@@ -330,9 +330,12 @@ static void defer_message(struct qmsg *m, time_t now)
 	int warned = m->env.warned || delay_warning(m, now);
 	long long wait = backoff(attempts);
 
-	/* Not fsynced: a lost W record after a crash only shortens one wait. */
 	if (qf_set_retry(m->fd, &m->env, attempts, warned, m->last_reason) < 0)
 		log_warning("%s: record the retry state: %s", m->qid, strerror(errno));
+	/* The last job's "delivered" marks (job_done leaves them to us) must
+	 * survive the wait; the W record rides along. */
+	if (fdatasync(m->fd) < 0)
+		log_warning("%s: fdatasync: %s", m->qid, strerror(errno));
 	ts[0].tv_sec = ts[1].tv_sec = now + wait;
 	ts[0].tv_nsec = ts[1].tv_nsec = 0;
 	if (futimens(m->fd, ts) < 0)
