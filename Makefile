@@ -31,6 +31,8 @@ CPPFLAGS   += -D_GNU_SOURCE -Icommon \
               -DTERN_LIBEXECDIR='"$(LIBEXECDIR)"' -DTERN_SYSCONFDIR='"$(SYSCONFDIR)"' \
               -DTERN_QUEUEDIR='"$(QUEUEDIR)"'
 LDLIBS     += -lcdb -lresolv
+# TLS and AUTH (issue 9): OpenSSL 3 and libcrypt (crypt(3) hashes).
+LDLIBS     += $(shell pkg-config --libs openssl 2>/dev/null || echo -lssl -lcrypto) -lcrypt
 
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null || echo -lcheck -lsubunit -lm -lrt -lpthread)

@@ -149,6 +149,27 @@ static const struct key keys[] = {
 	N(header_size_limit, KT_SIZE, "102400", 1024, 1LL << 30, "largest message header in bytes"),
 	N(hopcount_limit, KT_INT, "50", 1, 1000, "Received: headers before a message is refused"),
 	N(smtpd_min_data_rate, KT_INT, "500", 0, 1LL << 30, "bytes/s a client must keep up in DATA/BDAT; 0: off"),
+	L(submission_listen, "", "submission (587) listen addresses: AUTH required before MAIL; empty: none"),
+	L(smtps_listen, "", "implicit-TLS submission (465) listen addresses; empty: none"),
+	S(smtpd_tls_cert_file, "", KC_ABSPATH_OR_EMPTY, V_ALL, "server certificate chain (PEM); empty: no TLS"),
+	S(smtpd_tls_key_file, "", KC_ABSPATH_OR_EMPTY, V_ALL, "server private key (PEM); empty: in the cert file"),
+	S(smtpd_tls_security_level, "may", KC_NONEMPTY, 0, "none, may (offer STARTTLS) or encrypt (require it)"),
+	S(smtpd_tls_min_version, "TLSv1.2", KC_NONEMPTY, 0, "oldest TLS version smtpd accepts"),
+	S(smtpd_tls_cipherlist, "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL:!MD5:!DSS", KC_NONE, 0,
+	  "TLS 1.2 cipher list (OpenSSL syntax)"),
+	S(smtpd_tls_ciphersuites, "", KC_NONE, 0, "TLS 1.3 cipher suites; empty: OpenSSL's default"),
+	N(smtpd_tls_ticket_lifetime, KT_TIME, "12h", 0, 30 * DAY, "session ticket key rotation; 0: never"),
+	N(smtpd_sasl_auth_enable, KT_BOOL, "no", 0, 1, "offer AUTH on smtpd_listen (always on for submission/smtps)"),
+	N(smtpd_tls_auth_only, KT_BOOL, "yes", 0, 1, "offer AUTH only inside TLS"),
+	N(smtpd_sasl_plaintext_loopback, KT_BOOL, "no", 0, 1, "also offer AUTH without TLS to loopback clients"),
+	S(smtpd_sasl_password_maps, "", KC_ABSPATH_OR_EMPTY, V_ALL, "user -> crypt(3) hash table (ternctl passwd)"),
+	S(smtpd_sender_login_maps, "", KC_ABSPATH_OR_EMPTY, V_ALL, "sender address or @domain -> allowed logins"),
+	N(smtpd_auth_failure_limit, KT_INT, "3", 1, 1000, "failed AUTH attempts before 421"),
+	N(smtpd_auth_failure_delay, KT_TIME, "1s", 0, 60, "delay before each 535"),
+	S(smtp_tls_security_level, "may", KC_NONEMPTY, 0, "send: none, may, encrypt or verify"),
+	S(smtp_tls_policy_maps, "", KC_ABSPATH_OR_EMPTY, V_ALL, "nexthop -> TLS security level table"),
+	S(smtp_tls_CAfile, "", KC_ABSPATH_OR_EMPTY, V_ALL, "CA certificates for verify; empty: system store"),
+	S(smtp_sasl_password_maps, "", KC_ABSPATH_OR_EMPTY, V_ALL, "nexthop -> user:password table for client AUTH"),
 	M(service, "master service table entry (repeatable; none: the built-in table)"),
 };
 
@@ -784,6 +805,23 @@ static int finish_string(const struct key *k, struct buf *tmp, char *err, size_t
 	return 0;
 }
 
+/* 1 when v is one of the space-separated words (issue 9's enumerations). */
+static int word_in(const char *v, const char *words)
+{
+	size_t n = strlen(v);
+
+	for (const char *w = words; *w;) {
+		size_t wl = strcspn(w, " ");
+
+		if (wl == n && n > 0 && strncmp(w, v, n) == 0)
+			return 1;
+		w += wl;
+		while (*w == ' ')
+			w++;
+	}
+	return 0;
+}
+
 static int finish_cross(char *err, size_t errsize)
 {
 	char why[256];
@@ -801,6 +839,18 @@ static int finish_cross(char *err, size_t errsize)
 	if (strcmp(cf.bare_newline, "normalize") != 0 && strcmp(cf.bare_newline, "reject") != 0) {
 		snprintf(why, sizeof(why), "must be \"normalize\" or \"reject\"");
 		return key_error(key_find("bare_newline", 12), err, errsize, why);
+	}
+	if (!word_in(cf.smtpd_tls_security_level, "none may encrypt")) {
+		snprintf(why, sizeof(why), "must be none, may or encrypt");
+		return key_error(key_find("smtpd_tls_security_level", 24), err, errsize, why);
+	}
+	if (!word_in(cf.smtp_tls_security_level, "none may encrypt verify")) {
+		snprintf(why, sizeof(why), "must be none, may, encrypt or verify");
+		return key_error(key_find("smtp_tls_security_level", 23), err, errsize, why);
+	}
+	if (!word_in(cf.smtpd_tls_min_version, "TLSv1 TLSv1.1 TLSv1.2 TLSv1.3")) {
+		snprintf(why, sizeof(why), "must be TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3");
+		return key_error(key_find("smtpd_tls_min_version", 21), err, errsize, why);
 	}
 	return 0;
 }

@@ -126,6 +126,28 @@ struct tern_conf {
 	long long hopcount_limit;         /* int; default 50: Received: headers */
 	long long smtpd_min_data_rate;    /* int; default 500 bytes/s, 0 = only smtpd_timeout */
 
+	/* TLS and AUTH (issue 9; docs/config.md) */
+	char *submission_listen;          /* list of host:port for submission (AUTH required); default "" */
+	char *smtps_listen;               /* list of host:port for implicit TLS + AUTH; default "" */
+	char *smtpd_tls_cert_file;        /* PEM chain; "" = no TLS */
+	char *smtpd_tls_key_file;         /* PEM key; "" = in smtpd_tls_cert_file */
+	char *smtpd_tls_security_level;   /* none | may | encrypt; default may */
+	char *smtpd_tls_min_version;      /* default TLSv1.2 */
+	char *smtpd_tls_cipherlist;       /* TLS 1.2 ciphers (OpenSSL syntax) */
+	char *smtpd_tls_ciphersuites;     /* TLS 1.3 suites; "" = OpenSSL's */
+	long long smtpd_tls_ticket_lifetime; /* time; default 12h: session ticket key rotation */
+	int smtpd_sasl_auth_enable;       /* bool; default no (submission/smtps: always) */
+	int smtpd_tls_auth_only;          /* bool; default yes */
+	int smtpd_sasl_plaintext_loopback; /* bool; default no: AUTH without TLS from 127/8, ::1 */
+	char *smtpd_sasl_password_maps;   /* table: user -> crypt(3) hash */
+	char *smtpd_sender_login_maps;    /* table: sender address or @domain -> logins */
+	long long smtpd_auth_failure_limit; /* int; default 3 */
+	long long smtpd_auth_failure_delay; /* time; default 1s */
+	char *smtp_tls_security_level;    /* none | may | encrypt | verify; default may */
+	char *smtp_tls_policy_maps;       /* table: nexthop -> level */
+	char *smtp_tls_CAfile;            /* "" = system store */
+	char *smtp_sasl_password_maps;    /* table: nexthop -> user:password */
+
 	/* the master's service table: repeatable "service = ..." lines (master/master_services.c) */
 	struct conf_lines service;
 };

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -21,6 +22,21 @@
 
 struct daemon_args daemon_args;
 volatile int server_terminating;
+
+/* The master's PR_SET_PDEATHSIG, noted at start: the kernel clears it when
+ * the effective uid or gid changes, so it is armed again after the drop. */
+static int pdeath_sig;
+static pid_t pdeath_parent;
+
+static void rearm_parent_death_signal(void)
+{
+	if (pdeath_sig == 0)
+		return;
+	if (prctl(PR_SET_PDEATHSIG, pdeath_sig) < 0)
+		log_fatal("prctl(PR_SET_PDEATHSIG): %s", strerror(errno));
+	if (getppid() != pdeath_parent)
+		exit(0); /* the master died while the signal was not armed */
+}
 
 static void on_term(int sig)
 {
@@ -87,9 +103,11 @@ static void drop_to_mail_owner(void)
 		 * queue is the root. */
 		free(cf.queue_directory);
 		cf.queue_directory = xstrdup("");
+		rearm_parent_death_signal();
 		return;
 	}
 	privs_drop(uid, gid, NULL, NULL);
+	rearm_parent_death_signal();
 }
 
 static void daemon_setup(int argc, char **argv, const char *name)
@@ -98,6 +116,9 @@ static void daemon_setup(int argc, char **argv, const char *name)
 	struct sigaction sa;
 
 	daemon_args.name = name;
+	if (prctl(PR_GET_PDEATHSIG, &pdeath_sig) < 0)
+		pdeath_sig = 0;
+	pdeath_parent = getppid();
 	/* Until the config says otherwise, errors go to stderr. */
 	log_open(name, LOG_TO_STDERR);
 	load_config(argc, argv);
@@ -126,6 +147,11 @@ void daemon_init(int argc, char **argv, const char *name)
 void daemon_init_privileged(int argc, char **argv, const char *name)
 {
 	daemon_setup(argc, argv, name);
+}
+
+void daemon_drop_privileges(void)
+{
+	drop_to_mail_owner();
 }
 
 static void report(int state)

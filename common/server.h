@@ -39,6 +39,9 @@ void daemon_init(int argc, char **argv, const char *name);
 /* The same, but keeps root (only the local agent, which becomes each
  * recipient itself).  Every other daemon drops to mail_owner in daemon_init. */
 void daemon_init_privileged(int argc, char **argv, const char *name);
+/* After daemon_init_privileged: give up root now (smtpd reads its TLS key
+ * as root first, so the key file need not be readable by mail_owner). */
+void daemon_drop_privileges(void);
 
 /* Called with the accepted connection (closed by the skeleton afterwards)
  * and the peer's address. */

@@ -22,6 +22,7 @@
 #include "ctl_master.h"
 #include "ctl_aliases.h"
 #include "ctl_queue.h"
+#include "ctl_passwd.h"
 #include "log.h"
 #include "xalloc.h"
 
@@ -42,6 +43,7 @@ static void usage(void)
 			"  reload           re-read the configuration (SIGHUP to the master)\n"
 			"  status           say whether tern runs (exit 0) or not (exit 3)\n"
 			"  newaliases       compile alias_maps into its .cdb table\n"
+			"  passwd USER      set USER's password in smtpd_sasl_password_maps\n"
 			"  list [--json]    the mail queue (as mailq)\n"
 			"  show ID          one message: envelope, recipients, content\n"
 			"  flush [DOMAIN]   retry deferred mail now (all, or for DOMAIN)\n"
@@ -147,6 +149,8 @@ int main(int argc, char **argv)
 		return cmd_makemap(argc, argv);
 	if (strcmp(argv[0], "newaliases") == 0) /* issue 5: ctl/ctl_aliases.c */
 		return argc != 1 ? (usage(), 64) : load_config(config, overrides, noverrides) < 0 ? 1 : ctl_newaliases();
+	if (strcmp(argv[0], "passwd") == 0) /* issue 9: ctl/ctl_passwd.c */
+		return argc != 2 ? (usage(), 64) : load_config(config, overrides, noverrides) < 0 ? 1 : ctl_passwd(argc, argv);
 	if (strcmp(argv[0], "check") == 0) {
 		if (argc != 1)
 			usage();

@@ -22,6 +22,7 @@
 #include "buf.h"
 #include "log.h"
 #include "master.h"
+#include "master_devcert.h"
 #include "sock.h"
 
 static const char dev_template[] =
@@ -53,6 +54,28 @@ static void sibling_libexec(char *out, size_t size)
 		log_fatal("path too long: %s", exe);
 }
 
+/* Issue 9: a self-signed certificate on first run (DIR/tls/), offered with
+ * STARTTLS; without it development mode simply runs without TLS. */
+static void dev_tls_append(const char *path, const char *abs)
+{
+	char err[512];
+	struct buf text;
+	int fd;
+
+	if (dev_cert_ensure(abs, err, sizeof(err)) < 0) {
+		log_warning("development mode without TLS: %s", err);
+		return;
+	}
+	buf_init(&text, 16384);
+	if (buf_printf(&text, "smtpd_tls_cert_file = %s/tls/cert.pem\nsmtpd_tls_key_file = %s/tls/key.pem\n", abs, abs) <
+	    0)
+		log_fatal("development config too long");
+	fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0 || write_all(fd, text.data, text.len) < 0 || close(fd) < 0)
+		log_fatal("write %s: %s", path, strerror(errno));
+	buf_free(&text);
+}
+
 const char *dev_config_write(const char *dir)
 {
 	static char path[PATH_MAX + 32];
@@ -77,5 +100,6 @@ const char *dev_config_write(const char *dir)
 	if (fd < 0 || write_all(fd, text.data, text.len) < 0 || close(fd) < 0)
 		log_fatal("write %s: %s", path, strerror(errno));
 	buf_free(&text);
+	dev_tls_append(path, abs);
 	return path;
 }

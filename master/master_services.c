@@ -200,6 +200,17 @@ static int builtin_table(struct service *t)
 		snprintf(line, sizeof(line), "smtp inet %s smtpd min_idle=%lld", addr, cf.smtpd_min_idle);
 		n = add_builtin(t, n, line);
 	}
+	/* Issue 9: submission (587) and smtps (465) run smtpd too; smtpd tells
+	 * them apart by its socket's address (smtpd/smtpd_tls.c).  Empty = none. */
+	for (int k = 0; k < 2; k++) {
+		p = k == 0 ? cf.submission_listen : cf.smtps_listen;
+		while ((r = list_next(&p, addr, sizeof(addr))) != 0 && n < MAX_SERVICES - 4) {
+			if (r < 0)
+				log_fatal("%s: entry too long", k == 0 ? "submission_listen" : "smtps_listen");
+			snprintf(line, sizeof(line), "%s inet %s smtpd", k == 0 ? "submission" : "smtps", addr);
+			n = add_builtin(t, n, line);
+		}
+	}
 	n = add_builtin(t, n, "qmgr dgram " TRIGGER_SOCKET " qmgr");
 	n = add_builtin(t, n, "local unix " DELIVER_SOCKET_LOCAL " local user=root");
 	n = add_builtin(t, n, "send unix " DELIVER_SOCKET_SEND " send");

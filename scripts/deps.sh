@@ -15,8 +15,8 @@
 # procps (ps), strace (durability test), iproute2 (ss, for debugging ports),
 # clang + libclang-rt-14-dev (libFuzzer targets in tests/fuzz/); mailutils, git-email +
 # libmailtools-perl (real sendmail clients in tests/blackbox/test_sendmail_users.py).
-BUILD_PACKAGES="build-essential pkg-config libssl-dev libcdb-dev"
-PACKAGES="$BUILD_PACKAGES check python3 swaks procps strace iproute2 clang libclang-rt-14-dev dnsmasq-base mailutils git-email libmailtools-perl"
+BUILD_PACKAGES="build-essential pkg-config libssl-dev libcrypt-dev libcdb-dev"
+PACKAGES="$BUILD_PACKAGES check python3 swaks openssl libio-socket-ssl-perl procps strace iproute2 clang libclang-rt-14-dev dnsmasq-base mailutils git-email libmailtools-perl"
 
 # `deps.sh build` (make run) needs only what the build needs.
 [ "${1:-}" = build ] && PACKAGES=$BUILD_PACKAGES

@@ -146,6 +146,7 @@ struct smtp_conn {
 	struct buf out;    /* pending output */
 	smtp_io_fn io_read, io_write;
 	void *io_ctx;      /* for a TLS layer */
+	short io_events;   /* set by a TLS io function that returned EAGAIN: the poll events it waits for */
 	const char *trace; /* "host[ip]": log each command and reply line (debug_peer_list) */
 };
 
@@ -242,6 +243,10 @@ struct smtp_session {
 	char relay[SEND_HOST_MAX + 80]; /* "host[ip]:port" for log lines */
 	char peer[SEND_HOST_MAX + 64];  /* "host[ip]" for result texts */
 	char nexthop[DELIVER_NEXTHOP_MAX]; /* what it was opened for */
+	void *tls;                     /* SSL session after STARTTLS (send_tls.c), else NULL */
+	int no_tls;                    /* do not try STARTTLS (the plaintext retry of level may) */
+	int tls_failed_may;            /* the handshake failed at level may: retry in plaintext */
+	int authenticated;             /* AUTH done (send_auth.c) */
 	long long opened_ms;           /* monotonic */
 	unsigned long uses;            /* transactions done */
 };
@@ -268,6 +273,27 @@ int send_session_rset(struct smtp_session *s);
  * tentative temporary result.  Returns 0 when the connection is idle and
  * usable (for RSET and reuse, or QUIT), -1 when it must just be closed. */
 int send_smtp_session(struct send_attempt *a, struct smtp_session *s);
+
+/* ---- TLS and AUTH after EHLO (send_tls.c, send_auth.c) ---- */
+
+/* The TLS security level for a nexthop: smtp_tls_policy_maps, else
+ * smtp_tls_security_level.  "none", "may", "encrypt" or "verify". */
+const char *send_tls_level(const char *nexthop);
+/*
+ * STARTTLS has been answered 220 on s: handshake, verify per level (the
+ * peer name is peername: the MX host or the nexthop host), switch s->c to
+ * TLS and log "Trusted|Untrusted|Verified TLS connection established to
+ * host[ip]:port: ...".  0, or -1 with the deferral text in why.
+ */
+int send_tls_handshake(struct smtp_session *s, const char *level, const char *peername, char *why, size_t whysize);
+/* Close the TLS session (before the socket). */
+void send_tls_end(struct smtp_session *s);
+/* Credentials for nexthop from smtp_sasl_password_maps: 1 with user and
+ * pass (each SASL_FIELD_MAX + 1 bytes), 0 none, -1 table error. */
+int send_auth_lookup(const char *nexthop, char *user, char *pass);
+/* AUTH PLAIN (or LOGIN when the peer offers only that) on s.  0 on 235;
+ * -1 with the deferral text in why (the reply, or the connection). */
+int send_auth(struct smtp_session *s, const char *user, const char *pass, char *why, size_t whysize);
 
 /* ---- delivery (send_deliver.c) ---- */
 

@@ -238,6 +238,8 @@ static void deliver_targets(struct send_attempt *a, const struct send_targets *t
 		char ip[INET6_ADDRSTRLEN + 8];
 		int port = 0;
 		sock_addr_text((const struct sockaddr *)&t->sa, t->salen, ip, sizeof(ip), &port);
+		int plain_retry = 0;
+	retry:
 		a->s = NULL;
 		a->t_ready = 0;
 
@@ -255,12 +257,20 @@ static void deliver_targets(struct send_attempt *a, const struct send_targets *t
 		}
 		struct smtp_session *s = xmalloc(sizeof(*s));
 		send_session_init(s, fd, t, r->nexthop);
+		s->no_tls = plain_retry;
 		if (send_debug_peer(domain, t->name, ip))
 			s->c.trace = s->peer;
 		int rc = send_smtp_session(a, s);
 		snprintf(relay, relaysize, "%s", s->relay);
 		a->s = NULL;
+		/* TLS level may: a failed handshake is retried once without TLS. */
+		int again = s->tls_failed_may && !plain_retry;
 		finish_session(s, rc);
+		if (again && open_count(a) > 0) {
+			log_info("%s: retrying %s[%s]:%d without TLS", r->queue_id, t->name, ip, port);
+			plain_retry = 1;
+			goto retry;
+		}
 		for (size_t i = 0; i < r->nrcpt; i++)
 			if (a->state[i] == RCPT_ACCEPTED) /* cannot happen: the session settles these */
 				a->state[i] = RCPT_PENDING;

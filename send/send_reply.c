@@ -75,12 +75,19 @@ static ssize_t plain_write(struct smtp_conn *c, void *p, size_t n)
 static ssize_t conn_read(void *ctx, void *p, size_t n)
 {
 	struct smtp_conn *c = ctx;
+	/* Read first, wait only when nothing is there: a TLS layer may hold
+	 * decrypted bytes the socket no longer shows (io_events says what
+	 * the TLS layer waits for; 0 for plain sockets). */
 	for (;;) {
-		if (wait_fd(c->fd, POLLIN, c->deadline_ms) < 0)
-			return -1;
+		c->io_events = 0;
 		ssize_t r = c->io_read(c, p, n);
-		if (r < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
+		if (r < 0 && errno == EINTR)
 			continue;
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+			if (wait_fd(c->fd, c->io_events ? c->io_events : POLLIN, c->deadline_ms) < 0)
+				return -1;
+			continue;
+		}
 		return r;
 	}
 }
@@ -95,6 +102,7 @@ void smtp_conn_init(struct smtp_conn *c, int fd, int timeout_ms)
 	c->io_read = plain_read;
 	c->io_write = plain_write;
 	c->io_ctx = NULL;
+	c->io_events = 0;
 	c->trace = NULL;
 }
 
@@ -109,6 +117,7 @@ int smtp_conn_flush(struct smtp_conn *c)
 	size_t off = 0;
 	long long deadline = now_ms() + c->timeout_ms;
 	while (off < c->out.len) {
+		c->io_events = 0;
 		ssize_t w = c->io_write(c, c->out.data + off, c->out.len - off);
 		if (w > 0) {
 			off += (size_t)w;
@@ -117,7 +126,7 @@ int smtp_conn_flush(struct smtp_conn *c)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-			if (wait_fd(c->fd, POLLOUT, deadline) < 0)
+			if (wait_fd(c->fd, c->io_events ? c->io_events : POLLOUT, deadline) < 0)
 				return -1;
 			continue;
 		}

@@ -47,6 +47,8 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "log.h"
+#include "saslcodec.h"
 #include "send.h"
 #include "sock.h"
 #include "strutil.h"
@@ -89,6 +91,7 @@ void send_session_init(struct smtp_session *s, int fd, const struct send_target 
 
 void send_session_free(struct smtp_session *s)
 {
+	send_tls_end(s);
 	smtp_reply_free(&s->rep);
 	smtp_conn_free(&s->c);
 	if (s->fd >= 0)
@@ -244,6 +247,100 @@ static void note_extensions(struct smtp_session *s)
 		s->size_limit = lim;
 }
 
+/*
+ * After a 2xx EHLO: STARTTLS per the destination's level, EHLO again inside
+ * TLS, then AUTH when smtp_sasl_password_maps has credentials for the
+ * nexthop (only inside TLS).  0 to go on, -1 when the session is over.
+ */
+static int secure(struct run *x, const char *me)
+{
+	struct smtp_session *s = x->s;
+	const char *level = send_tls_level(s->nexthop);
+	int required = strcmp(level, "encrypt") == 0 || strcmp(level, "verify") == 0;
+	char why[700], user[SASL_FIELD_MAX + 1], pass[SASL_FIELD_MAX + 1];
+	enum smtp_read_result rr;
+	int r;
+
+	if (s->tls == NULL && strcmp(level, "none") != 0 && !s->no_tls) {
+		if (!smtp_reply_has_ext(&s->rep, "STARTTLS")) {
+			if (required) {
+				session_fail(x, "4.7.4", "TLS is required, but was not offered by host %s", s->peer);
+				quit(x);
+				return -1;
+			}
+		} else {
+			if (smtp_conn_printf(&s->c, "STARTTLS\r\n") < 0) {
+				write_failed(x, "while sending STARTTLS");
+				return -1;
+			}
+			if ((rr = get_reply(x, cf.smtp_helo_timeout)) != SMTP_REPLY_OK) {
+				read_failed(x, rr, "in reply to STARTTLS");
+				return -1;
+			}
+			if (s->rep.code != 220) {
+				if (required) {
+					fail_by_reply(x, "STARTTLS command");
+					session_fail(x, "4.7.5", "TLS is required, but host %s refused to start TLS", s->peer);
+					quit(x);
+					return -1;
+				}
+				/* may: go on in plaintext (the reply was 454 or so). */
+			} else {
+				/* D.24: anything after the 220 was sent in plaintext; drop it. */
+				if (lr_pending(&s->c.lr) > 0) {
+					log_warning("%s: %zu bytes of plaintext after the STARTTLS reply discarded", s->relay,
+						    lr_pending(&s->c.lr));
+					lr_discard_pending(&s->c.lr);
+				}
+				/* The certificate must name the MX host, or the nexthop's
+				 * host for a [host]:port or relayhost destination. */
+				if (send_tls_handshake(s, level, s->name, why, sizeof(why)) < 0) {
+					log_info("%s: %s", x->a->r->queue_id, why);
+					if (!required)
+						s->tls_failed_may = 1;
+					session_fail(x, "4.7.5", "%s", why);
+					return -1;
+				}
+				if (smtp_conn_printf(&s->c, "EHLO %s\r\n", me) < 0) {
+					write_failed(x, "while performing the EHLO handshake");
+					return -1;
+				}
+				if ((rr = get_reply(x, cf.smtp_helo_timeout)) != SMTP_REPLY_OK) {
+					read_failed(x, rr, "while performing the EHLO handshake");
+					return -1;
+				}
+				if (s->rep.code / 100 != 2) {
+					fail_by_reply(x, "EHLO command");
+					quit(x);
+					return -1;
+				}
+				note_extensions(s);
+			}
+		}
+	}
+	if (s->authenticated || (r = send_auth_lookup(s->nexthop, user, pass)) == 0)
+		return 0;
+	if (r < 0) {
+		session_fail(x, "4.7.0", "cannot read smtp_sasl_password_maps for %s", s->nexthop);
+		quit(x);
+		return -1;
+	}
+	if (s->tls == NULL) {
+		/* Never a password in plaintext: the server decides without AUTH. */
+		log_warning("%s: not sending AUTH credentials for %s without TLS", s->relay, s->nexthop);
+		r = 0;
+	} else {
+		r = send_auth(s, user, pass, why, sizeof(why));
+		if (r < 0) {
+			session_fail(x, "4.7.0", "%s", why);
+			quit(x);
+		}
+	}
+	explicit_bzero(pass, sizeof(pass));
+	explicit_bzero(user, sizeof(user));
+	return r;
+}
+
 /* Greeting, then EHLO, or HELO after a 5xx.  0 to go on, -1 when over. */
 static int hello(struct run *x)
 {
@@ -271,8 +368,7 @@ static int hello(struct run *x)
 	}
 	if (s->rep.code / 100 == 2) {
 		note_extensions(s);
-		/* TLS (STARTTLS, then EHLO again) and AUTH (relayhost) go here. */
-		return 0;
+		return secure(x, me);
 	}
 	if (s->rep.code / 100 != 5) {
 		fail_by_reply(x, "EHLO command");

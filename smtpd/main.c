@@ -9,7 +9,11 @@
 int
 main(int argc, char **argv)
 {
-	daemon_init(argc, argv, "smtpd");
+	/* The TLS key is read while still root (smtpd_tls.c), then root goes. */
+	daemon_init_privileged(argc, argv, "smtpd");
+	smtpd_tls_init();
+	daemon_drop_privileges();
 	smtpd_init();
+	smtpd_auth_init();
 	server_prefork(smtpd_serve);
 }

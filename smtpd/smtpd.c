@@ -279,7 +279,10 @@ smtpd_serve(int fd, const struct sockaddr *peer, socklen_t peerlen)
 		ms = cf.smtpd_timeout * 1000;
 	stream_init_fd(&st, fd, (int)ms);
 	smtpd_peername(peer, peerlen, shown, name, sizeof(name));
-	smtpd_session_run(&st, shown, name);
+	/* smtps (465): TLS before the greeting (RFC 8314). */
+	if (smtpd_tls_wrap(&st, name, shown) == 0)
+		smtpd_session_run(&st, shown, name);
+	smtpd_tls_end(&st);
 	stream_free(&st);
 	lingering_close(fd);
 }

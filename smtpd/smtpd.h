@@ -14,6 +14,8 @@
  *                  ENVID, NOTIFY, ORCPT), pure functions the fuzzer drives
  *   smtpd_peer.c   the client's forward-confirmed reverse name
  *   smtpd_stream.c buffered connection I/O with deadlines (TLS slots in here)
+ *   smtpd_tls.c    STARTTLS, implicit TLS (465), the service mode
+ *   smtpd_auth.c   AUTH PLAIN/LOGIN, the password table, sender login maps
  *
  * Everything the client sends arrives through the one bounded line reader
  * (s->lr) and every reply leaves through s->st; nothing here touches a
@@ -88,7 +90,18 @@ struct smtpd_session {
 	unsigned cmd_ok[SMTPD_NCMD]; /* per command-table entry: successes ... */
 	unsigned cmd_total[SMTPD_NCMD]; /* ... and attempts, for the disconnect line */
 	unsigned unknown_total;      /* unrecognised commands */
+
+	/* AUTH (smtpd_auth.c); TLS state lives in the stream (st->tls) */
+	char sasl_user[256];         /* authenticated login, "" if none */
+	const char *sasl_method;     /* "PLAIN" / "LOGIN" while sasl_user is set */
+	unsigned auth_failures;      /* failed AUTH attempts this session */
 };
+
+/* Which service this process serves, from the address of its listening
+ * socket (smtpd_tls.c): port 25 style, submission (AUTH required before
+ * MAIL) or smtps (implicit TLS, AUTH required). */
+enum smtpd_mode { SMTPD_MODE_SMTP = 0, SMTPD_MODE_SUBMISSION, SMTPD_MODE_SMTPS };
+extern enum smtpd_mode smtpd_mode;
 
 /* ---- smtpd.c ---- */
 
@@ -189,6 +202,38 @@ int smtpd_bdat(struct smtpd_session *s, char *args);
 /* The forward-confirmed reverse name of the peer into name[size], or
  * "unknown".  ip is the address as smtpd shows it (IPv4-mapped unwrapped). */
 void smtpd_peername(const struct sockaddr *peer, socklen_t len, const char *ip, char *name, size_t size);
+
+/* ---- smtpd_tls.c ---- */
+
+/* While still root (main.c): find the mode and load the certificate, key
+ * and session ticket keys.  Fatal when TLS is required but cannot work. */
+void smtpd_tls_init(void);
+/* 1 when STARTTLS may be offered now (a certificate, not yet in TLS). */
+int smtpd_tls_offer(const struct smtpd_session *s);
+/* 1 when the session must be inside TLS before MAIL (encrypt level). */
+int smtpd_tls_required(const struct smtpd_session *s);
+/* The STARTTLS command's check and proceed functions. */
+const char *smtpd_starttls_check(const struct smtpd_session *s);
+int smtpd_starttls(struct smtpd_session *s, char *args);
+/* Implicit TLS (465): handshake on st's fd before the greeting.  0, or -1
+ * (logged; the connection is to be closed). */
+int smtpd_tls_wrap(struct smtpd_stream *st, const char *name, const char *ip);
+/* Close the TLS session of st, if any. */
+void smtpd_tls_end(struct smtpd_stream *st);
+
+/* ---- smtpd_auth.c ---- */
+
+/* Once per process (after the privilege drop): open the password table. */
+void smtpd_auth_init(void);
+/* 1 when AUTH is offered in EHLO now. */
+int smtpd_auth_offer(const struct smtpd_session *s);
+/* 1 when this session needs AUTH before MAIL (submission, smtps). */
+int smtpd_auth_required(const struct smtpd_session *s);
+const char *smtpd_auth_check(const struct smtpd_session *s);
+int smtpd_auth(struct smtpd_session *s, char *args);
+/* smtpd_sender_login_maps: 0 when the authenticated user may use sender,
+ * else -1 with the complete reply line in reply. */
+int smtpd_auth_sender_ok(const struct smtpd_session *s, const char *sender, char *reply, size_t replysize);
 
 /* ---- smtpd_data.c ---- */
 

@@ -39,6 +39,11 @@ check_mail(const struct smtpd_session *s)
 		return "503 5.5.1 Error: send HELO/EHLO first";
 	if (s->in_mail)
 		return "503 5.5.1 Error: nested MAIL command";
+	/* RFC 3207 encrypt level and RFC 6409 4.3 / RFC 8314 submission. */
+	if (smtpd_tls_required(s))
+		return "530 5.7.0 Must issue a STARTTLS command first";
+	if (smtpd_auth_required(s))
+		return "530 5.7.0 Authentication required";
 	return NULL;
 }
 
@@ -266,6 +271,10 @@ do_ehlo(struct smtpd_session *s, char *args)
 	smtpd_reply(s, "250-DSN");
 	if (cf.smtputf8_enable)
 		smtpd_reply(s, "250-SMTPUTF8");
+	if (smtpd_tls_offer(s))
+		smtpd_reply(s, "250-STARTTLS");
+	if (smtpd_auth_offer(s))
+		smtpd_reply(s, "250-AUTH PLAIN LOGIN");
 	smtpd_reply(s, "250 CHUNKING");
 	return CMD_OK;
 }
@@ -302,6 +311,16 @@ do_mail(struct smtpd_session *s, char *args)
 	if (cf.message_size_limit > 0 && size > (unsigned long long)cf.message_size_limit) {
 		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return CMD_ERROR;
+	}
+	{
+		char reply[ADDR_SIZE + 160];
+
+		if (!a.is_null && smtpd_auth_sender_ok(s, a.mailbox, reply, sizeof(reply)) < 0) {
+			smtpd_reply(s, "%s", reply);
+			log_info("NOQUEUE: reject: MAIL from %s[%s]: %s; sasl_username=%s", s->name, s->ip, reply,
+				 s->sasl_user);
+			return CMD_ERROR;
+		}
 	}
 	smtpd_txn_reset(s);
 	qf_set(&s->env.sender, a.is_null ? "" : a.mailbox);
@@ -371,7 +390,8 @@ do_rcpt(struct smtpd_session *s, char *args)
 		}
 		snprintf(mailbox, sizeof(mailbox), "postmaster@%s", cf.myhostname);
 	} else {
-		if (smtpd_check_rcpt(&a, s->trusted, reply, sizeof(reply)) < 0) {
+		/* An authenticated client may relay like a trusted one. */
+		if (smtpd_check_rcpt(&a, s->trusted || s->sasl_user[0] != '\0', reply, sizeof(reply)) < 0) {
 			smtpd_reply(s, "%s", reply);
 			log_rcpt_reject(s, reply, a.mailbox);
 			return CMD_ERROR;
@@ -422,7 +442,7 @@ do_quit(struct smtpd_session *s, char *args)
 static int
 do_help(struct smtpd_session *s, char *args)
 {
-	smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY");
+	smtpd_reply(s, "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY STARTTLS AUTH");
 	return CMD_OK;
 }
 
@@ -459,6 +479,8 @@ const struct smtpd_cmd smtpd_cmd_table[] = {
 	{ "HELP", NULL, do_help, CMD_JUNK },
 	{ "VRFY", NULL, do_vrfy, CMD_ARGS | CMD_JUNK },
 	{ "EXPN", NULL, do_expn, 0 },
+	{ "STARTTLS", smtpd_starttls_check, smtpd_starttls, 0 },
+	{ "AUTH", smtpd_auth_check, smtpd_auth, CMD_ARGS },
 };
 const size_t smtpd_cmd_count = sizeof(smtpd_cmd_table) / sizeof(smtpd_cmd_table[0]);
 
@@ -507,7 +529,11 @@ smtpd_cmd_dispatch(struct smtpd_session *s, char *line, size_t len)
 	char *args;
 	int r;
 
-	log_debug("< %s[%s]: %.*s", s->name, s->ip, (int)len, line);
+	/* Never trace credentials: AUTH's arguments stay out of the log. */
+	if (len >= 5 && strncasecmp(line, "AUTH ", 5) == 0)
+		log_debug("< %s[%s]: AUTH (arguments not logged)", s->name, s->ip);
+	else
+		log_debug("< %s[%s]: %.*s", s->name, s->ip, (int)len, line);
 	if ((refusal = line_refusal(line, len)) != NULL) {
 		smtpd_reply(s, "%s", refusal);
 		s->unknown_total++;

@@ -57,9 +57,14 @@ raw_write(struct smtpd_content *c, const void *p, size_t n)
 static const char *
 with_protocol(const struct smtpd_session *s)
 {
-	if (s->env.flags & DELIVER_F_SMTPUTF8)
-		return "UTF8SMTP";
-	return smtpd_proto_name(s);
+	static char with[16];
+	int tls = s->st->tls != NULL, auth = s->sasl_user[0] != '\0';
+
+	/* RFC 3848: ESMTPS (TLS), ESMTPA (AUTH), ESMTPSA (both); RFC 6531: UTF8SMTP*. */
+	snprintf(with, sizeof(with), "%s%s%s",
+		 (s->env.flags & DELIVER_F_SMTPUTF8) ? "UTF8SMTP" : smtpd_proto_name(s), tls ? "S" : "",
+		 auth ? "A" : "");
+	return with;
 }
 
 /* tern's Received: header (RFC 5321 4.4), folded Postfix-style, 3 lines. */
@@ -76,6 +81,8 @@ write_received(struct smtpd_session *s, struct smtpd_content *c)
 		log_panic("write_received: cannot format the date");
 	buf_init(&b, 4096);
 	buf_printf(&b, "Received: from %s (%s [%s%s])\n", s->helo, s->name, v6 ? "IPv6:" : "", s->ip);
+	if (s->st->tls != NULL)
+		buf_printf(&b, "\t(using %s)\n", s->st->tls_info);
 	buf_printf(&b, "\tby %s (tern) with %s id %s", cf.myhostname, with_protocol(s), c->w.qid);
 	if (s->env.nrcpt == 1)
 		buf_printf(&b, "\n\tfor <%s>; %s\n", s->env.rcpt[0].address, date);
@@ -106,7 +113,11 @@ smtpd_content_begin(struct smtpd_session *s, struct smtpd_content *c)
 		reply_queue_error(s, err);
 		return -1;
 	}
-	log_info("%s: client=%s[%s]", c->w.qid, s->name, s->ip);
+	if (s->sasl_user[0] != '\0')
+		log_info("%s: client=%s[%s], sasl_method=%s, sasl_username=%s", c->w.qid, s->name, s->ip,
+			 s->sasl_method, s->sasl_user);
+	else
+		log_info("%s: client=%s[%s]", c->w.qid, s->name, s->ip);
 	write_received(s, c);
 	return 0;
 }

@@ -216,7 +216,8 @@ stream_input_within(struct smtpd_stream *st, int ms)
 	char c;
 	ssize_t r;
 
-	if (st->fd < 0)
+	/* Inside TLS (465) the socket's bytes are records, not commands. */
+	if (st->fd < 0 || st->tls != NULL)
 		return 0;
 	if (fd_wait(st->fd, POLLIN, ms > 0 ? ms : 0, deadline) < 0)
 		return 0;

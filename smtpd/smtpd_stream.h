@@ -50,6 +50,8 @@ struct smtpd_stream {
 	long long rec_start_ms;       /* record deadline: start (monotonic ms), 0 = none */
 	unsigned long long rec_bytes; /* bytes read since rec_start_ms */
 	long long rec_rate;           /* bytes/s that extend the deadline by 1 s; 0 = none */
+	void *tls;                    /* the SSL session once TLS is active (smtpd_tls.c), else NULL */
+	char tls_info[160];           /* "TLSv1.3 with cipher ... (256/256 bits)" while tls */
 };
 
 /* A stream over arbitrary functions (tests, TLS). */

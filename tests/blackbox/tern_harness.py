@@ -489,6 +489,39 @@ class Tern:
 # ----------------------------------------------------------------------------
 # SMTP client helpers.
 
+def make_cert(directory, name="tern.test", days=2, tag=None, san=None):
+    """A self-signed certificate for name (CN and subjectAltName DNS) with an
+    EC P-256 key, written by `openssl req` (fixed argv, no shell) into
+    directory as TAG.crt / TAG.key (TAG defaults to name).  Returns
+    (cert_path, key_path); the key is mode 0600 (issue 9)."""
+    tag = tag or name
+    cert = os.path.join(directory, tag + ".crt")
+    key = os.path.join(directory, tag + ".key")
+    r = subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+                        "-nodes", "-keyout", key, "-out", cert, "-days", str(days), "-subj", "/CN=" + name,
+                        "-addext", "subjectAltName=" + (san or "DNS:" + name)],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    if r.returncode != 0:
+        raise RuntimeError("openssl req failed: %s" % r.stdout.decode(errors="replace"))
+    os.chmod(key, 0o600)
+    return cert, key
+
+
+def make_passwords(directory, users):
+    """smtpd_sasl_password_maps for {user: password}, written with
+    `ternctl passwd` (password on stdin); returns the table's path."""
+    conf = os.path.join(directory, "passwd.conf")
+    table = os.path.join(directory, "sasl_passwd")
+    with open(conf, "w") as f:
+        f.write("smtpd_sasl_password_maps = %s\nmail_owner = %s\n" % (table, mail_owner()))
+    for user, password in users.items():
+        r = subprocess.run([TERNCTL, "-c", conf, "passwd", user], input=(password + "\n").encode(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+        if r.returncode != 0:
+            raise RuntimeError("ternctl passwd %s failed: %s" % (user, r.stdout.decode(errors="replace")))
+    return table
+
+
 class RawSmtp:
     """A line-level SMTP client on a raw socket, for protocol tests."""
 
@@ -526,6 +559,12 @@ class RawSmtp:
     def cmd(self, text):
         self.send(text + "\r\n")
         return self.reply()
+
+    def starttls(self, context, server_hostname=None):
+        """Wrap the socket in TLS (after a 220 to STARTTLS); whatever was
+        buffered in plaintext is dropped."""
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        self.buf = b""
 
     def closed(self, timeout=5.0):
         """True if the server closes the connection within timeout (data ignored)."""

@@ -15,6 +15,7 @@
  */
 // fuzz-sources: smtpd/smtpd.c smtpd/smtpd_bdat.c smtpd/smtpd_check.c smtpd/smtpd_cmd.c smtpd/smtpd_content.c
 // fuzz-sources: smtpd/smtpd_data.c smtpd/smtpd_esmtp.c smtpd/smtpd_peer.c smtpd/smtpd_stream.c
+// fuzz-sources: smtpd/smtpd_tls.c smtpd/smtpd_auth.c
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>

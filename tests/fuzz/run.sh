@@ -48,7 +48,7 @@ for src in "$TOP"/tests/fuzz/fuzz_*.c; do
 		-DTERN_LIBEXECDIR='"/nonexistent"' -DTERN_SYSCONFDIR='"/nonexistent"' \
 		-DTERN_QUEUEDIR='"/nonexistent"' \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-		-I"$TOP/common" -o "$out/$base" "$src" "$TOP"/common/*.c $srcs -lcdb -lresolv >"$log" 2>&1; then
+		-I"$TOP/common" -o "$out/$base" "$src" "$TOP"/common/*.c $srcs -lcdb -lresolv -lssl -lcrypto -lcrypt >"$log" 2>&1; then
 		echo "FAIL $base: does not build (see $log)"
 		tail -n 20 "$log" | sed 's/^/    | /'
 		failed=$((failed + 1))

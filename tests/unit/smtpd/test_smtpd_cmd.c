@@ -188,7 +188,7 @@ END_TEST
 
 START_TEST(help_vrfy_expn)
 {
-	SESSION(GREETING "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY\r\n"
+	SESSION(GREETING "214 2.0.0 Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP QUIT HELP VRFY STARTTLS AUTH\r\n"
 			 "252 2.5.2 Cannot VRFY user, but will accept message and attempt delivery\r\n"
 			 "502 5.5.1 Error: command not implemented\r\n"
 			 "250 2.0.0 Ok\r\n",
@@ -468,7 +468,10 @@ START_TEST(cmd_find)
 	ck_assert_ptr_null(smtpd_cmd_find("MAI", 3));
 	ck_assert_ptr_null(smtpd_cmd_find("MAILX", 5));
 	ck_assert_ptr_null(smtpd_cmd_find("", 0));
-	ck_assert_ptr_null(smtpd_cmd_find("STARTTLS", 8));
+	/* Issue 9: STARTTLS and AUTH are table rows now. */
+	ck_assert_ptr_nonnull(smtpd_cmd_find("STARTTLS", 8));
+	ck_assert_ptr_nonnull(smtpd_cmd_find("auth", 4));
+	ck_assert_ptr_null(smtpd_cmd_find("STARTTL", 7));
 }
 END_TEST
 

@@ -1,0 +1,232 @@
+#!/usr/bin/env python3
+"""test_tls_send — send's STARTTLS and AUTH against TLS sinks (issue 9, client side).
+
+Each scenario is a Python SMTP sink on its own loopback port, reached through a
+transport entry smtp:[127.0.0.1]:PORT; the TLS level per destination comes from
+smtp_tls_policy_maps ("[127.0.0.1]:PORT  level"); certificates are made by the test.
+
+  opportunistic_may_untrusted   sink offers STARTTLS (self-signed): delivered inside TLS,
+                                log "Untrusted TLS connection established to ...: TLSv1.3 with cipher"
+  verify_self_signed_deferred   verify + self-signed: deferred, "Server certificate not verified",
+                                nothing reaches the sink
+  verify_wrong_name_deferred    verify + a CA-trusted certificate for another name: deferred
+  verify_ok_verified            verify + trusted certificate naming 127.0.0.1: "Verified TLS ..."
+  may_falls_back_to_plaintext   the TLS handshake breaks: retried without TLS, delivered in plaintext
+  encrypt_not_offered_deferred  encrypt + no STARTTLS: "TLS is required, but was not offered"
+  auth_to_smarthost             the sink wants AUTH inside TLS and checks the credentials from
+                                smtp_sasl_password_maps; the password never appears in the log
+"""
+
+import base64
+import os
+import socket
+import socketserver
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tern_harness import (TERNCTL, Results, Tern, free_port, make_cert, prerequisites_or_fail,  # noqa: E402
+                          wait_for)
+
+res = Results()
+if not prerequisites_or_fail(res, "tls_send_build"):
+    res.exit()
+
+
+class Sink:
+    """starttls: None (not offered), "ok" or "break" (220, then garbage);
+    auth: (user, password) required inside TLS, or None."""
+
+    def __init__(self, cert=None, key=None, starttls="ok", auth=None):
+        self.port = free_port()
+        self.starttls, self.auth = starttls, auth
+        self.msgs = []   # (tls, authed_user, data)
+        self.ctx = None
+        if cert:
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(cert, key)
+        sink = self
+
+        class H(socketserver.BaseRequestHandler):
+            def handle(self):
+                sink.session(self.request)
+
+        class S(socketserver.ThreadingTCPServer):
+            allow_reuse_address = True
+            daemon_threads = True
+        self.server = S(("127.0.0.1", self.port), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+    def session(self, sock):
+        sock.settimeout(20)
+        buf = [b""]
+        tls, user = False, None
+
+        def line():
+            for _ in range(10000):
+                if b"\n" in buf[0]:
+                    l, buf[0] = buf[0].split(b"\n", 1)
+                    return l.rstrip(b"\r").decode(errors="replace")
+                c = sock.recv(4096)
+                if not c:
+                    raise EOFError
+                buf[0] += c
+            raise ValueError("line too long")
+
+        def out(t):
+            sock.sendall((t + "\r\n").encode())
+        try:
+            out("220 sink.test ESMTP")
+            for _ in range(200):
+                cmd = line()
+                verb = cmd.split(" ")[0].upper()
+                if verb == "EHLO":
+                    ext = ["250-sink.test", "250-PIPELINING"]
+                    if self.starttls and not tls:
+                        ext.append("250-STARTTLS")
+                    if self.auth and tls:
+                        ext.append("250-AUTH PLAIN LOGIN")
+                    out("\r\n".join(ext + ["250 8BITMIME"]))
+                elif verb == "STARTTLS" and self.starttls and not tls:
+                    out("220 2.0.0 go ahead")
+                    if self.starttls == "break":
+                        sock.sendall(b"this is not a TLS record\r\n" * 4)
+                        return
+                    sock = self.ctx.wrap_socket(sock, server_side=True)
+                    buf[0], tls = b"", True
+                elif verb == "AUTH":
+                    parts = cmd.split(" ")
+                    if parts[1].upper() == "PLAIN":
+                        dec = base64.b64decode(parts[2]).split(b"\0")
+                        u, p = dec[1].decode(), dec[2].decode()
+                    else:
+                        out("334 VXNlcm5hbWU6")
+                        u = base64.b64decode(line()).decode()
+                        out("334 UGFzc3dvcmQ6")
+                        p = base64.b64decode(line()).decode()
+                    if tls and self.auth == (u, p):
+                        user = u
+                        out("235 2.7.0 ok")
+                    else:
+                        out("535 5.7.8 bad credentials")
+                elif verb == "MAIL":
+                    out("530 5.7.0 auth first" if self.auth and not user else "250 2.1.0 ok")
+                elif verb == "RCPT":
+                    out("250 2.1.5 ok")
+                elif verb == "DATA":
+                    out("354 go")
+                    data = []
+                    for _ in range(100000):
+                        l = line()
+                        if l == ".":
+                            break
+                        data.append(l)
+                    self.msgs.append((tls, user, "\n".join(data)))
+                    out("250 2.0.0 queued")
+                elif verb == "RSET" or verb == "NOOP":
+                    out("250 2.0.0 ok")
+                elif verb == "QUIT":
+                    out("221 2.0.0 bye")
+                    return
+                else:
+                    out("502 5.5.2 what")
+        except (EOFError, OSError, ValueError, ssl.SSLError):
+            return
+
+
+work = tempfile.mkdtemp(prefix="tern-bb-tlssend-")
+os.chmod(work, 0o755)
+self_cert, self_key = make_cert(work, "sink.test", tag="selfsigned")
+other_cert, other_key = make_cert(work, "other.test", tag="other")
+good_cert, good_key = make_cert(work, "sink.test", tag="good", san="DNS:sink.test,IP:127.0.0.1")
+cafile = os.path.join(work, "ca.pem")
+with open(cafile, "w") as f:
+    f.write(open(other_cert).read() + open(good_cert).read())
+
+sinks = {
+    "may.test": (Sink(self_cert, self_key), "may"),
+    "vself.test": (Sink(self_cert, self_key), "verify"),
+    "vname.test": (Sink(other_cert, other_key), "verify"),
+    "vok.test": (Sink(good_cert, good_key), "verify"),
+    "fallback.test": (Sink(self_cert, self_key, starttls="break"), "may"),
+    "enc.test": (Sink(starttls=None), "encrypt"),
+    "auth.test": (Sink(self_cert, self_key, auth=("relayuser", "s3cret pass")), "encrypt"),
+}
+policy = os.path.join(work, "tls_policy")
+with open(policy, "w") as f:
+    for dom, (sk, level) in sinks.items():
+        f.write("[127.0.0.1]:%d %s\n" % (sk.port, level))
+saslpw = os.path.join(work, "sasl_passwd")
+with open(saslpw, "w") as f:
+    f.write("[127.0.0.1]:%d relayuser:s3cret pass\n" % sinks["auth.test"][0].port)
+for table in (policy, saslpw):
+    subprocess.run([TERNCTL, "makemap", table], check=True, timeout=30)
+os.chmod(saslpw + ".cdb", 0o644)  # test instance: mail_owner must read it
+
+conf = {"smtp_tls_policy_maps": policy, "smtp_tls_CAfile": cafile, "smtp_sasl_password_maps": saslpw}
+transport = {dom: "smtp:[127.0.0.1]:%d" % sk.port for dom, (sk, _) in sinks.items()}
+
+with Tern(transport=transport, conf=conf, name="tlssend") as t:
+    res.on_fail.append(t.diagnostics)
+    t.start()
+    import smtplib
+    with smtplib.SMTP("127.0.0.1", t.port, timeout=20) as s:
+        for dom in sinks:
+            s.sendmail("sender@localhost", ["rcpt@%s" % dom], b"Subject: %s\r\n\r\nbody\r\n" % dom.encode())
+
+    def delivered(dom, tls, user=None):
+        sk = sinks[dom][0]
+        assert wait_for(lambda: len(sk.msgs) >= 1, 15), "nothing delivered to %s" % dom
+        got_tls, got_user, data = sk.msgs[0]
+        assert got_tls == tls, "tls=%s, expected %s" % (got_tls, tls)
+        assert got_user == user, "auth user %r" % got_user
+        assert ("Subject: %s" % dom) in data
+
+    def deferred(dom, reason):
+        sk = sinks[dom][0]
+        pat = "to=<rcpt@%s>" % dom
+        assert wait_for(lambda: any(pat in l and "status=deferred" in l and reason in l
+                                    for l in t.log_text().splitlines()), 15), \
+            "no deferral with %r" % reason
+        assert not sk.msgs, "the message reached the sink"
+
+    def may():
+        delivered("may.test", True)
+        port = sinks["may.test"][0].port
+        assert wait_for(lambda: ("Untrusted TLS connection established to 127.0.0.1[127.0.0.1]:%d: TLSv1.3 with cipher"
+                                 % port) in t.log_text(), 5), "log line"
+    res.run("opportunistic_may_untrusted", may)
+    res.run("verify_self_signed_deferred", deferred, "vself.test", "Server certificate not verified")
+    res.run("verify_wrong_name_deferred", deferred, "vname.test", "mismatch")
+
+    def vok():
+        delivered("vok.test", True)
+        assert "Verified TLS connection established to 127.0.0.1[127.0.0.1]:%d" % sinks["vok.test"][0].port \
+            in t.log_text()
+    res.run("verify_ok_verified", vok)
+
+    def fallback():
+        delivered("fallback.test", False)
+        assert "without TLS" in t.log_text()
+    res.run("may_falls_back_to_plaintext", fallback)
+    res.run("encrypt_not_offered_deferred", deferred, "enc.test", "TLS is required, but was not offered")
+
+    def auth():
+        delivered("auth.test", True, "relayuser")
+        text = t.log_text()
+        assert "s3cret" not in text and base64.b64encode(b"\0relayuser\0s3cret pass").decode() not in text
+    res.run("auth_to_smarthost", auth)
+
+for sk, _ in sinks.values():
+    sk.stop()
+if not os.environ.get("TERN_TEST_KEEP"):
+    import shutil
+    shutil.rmtree(work, ignore_errors=True)
+res.exit()
