@@ -163,4 +163,15 @@ help:
 	@echo "make asan     the test suite under AddressSanitizer + UBSan"
 	@echo "make install  install under DESTDIR/PREFIX (see INSTALL)"
 
+# Reliability (issue 11, docs/reliability.md): the long kill -9 storm and
+# fault runs (STORM_MESSAGES, default 3000), and every libFuzzer target for
+# FUZZ_SECONDS each (default 60).
+FUZZ_SECONDS ?= 60
+.PHONY: stress fuzz
+stress: deps
+	@$(MAKE) --no-print-directory all
+	@B=$(B) sh tests/stress/run.sh
+fuzz: deps
+	@B=$(B) FUZZ_TIME=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
+
 -include $(shell find $(B) -name '*.d' 2>/dev/null)

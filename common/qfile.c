@@ -306,7 +306,19 @@ struct qf_parse {
 	off_t pos; /* file offset of the next line */
 	char *err;
 	size_t errsize;
+	int io_errno; /* a read error (not a format error) happened: its errno */
 };
+
+/* lr_getline that tells a read error (EIO, ENOMEM...) apart from a
+ * malformed file: a transient I/O error must never quarantine a message. */
+static enum lr_result qf_getline(struct qf_parse *ps, struct linereader *lr, enum lr_ending *ending)
+{
+	enum lr_result r = lr_getline(lr, &ps->line, ending);
+
+	if (r == LR_ERROR && ps->io_errno == 0)
+		ps->io_errno = errno ? errno : EIO;
+	return r;
+}
 
 static int parse_fail(struct qf_parse *ps, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int parse_fail(struct qf_parse *ps, const char *fmt, ...)
@@ -324,7 +336,7 @@ static int parse_fail(struct qf_parse *ps, const char *fmt, ...)
 static int next_record(struct qf_parse *ps, char tag, const char **value, off_t *rec_off)
 {
 	enum lr_ending ending;
-	enum lr_result r = lr_getline(&ps->lr, &ps->line, &ending);
+	enum lr_result r = qf_getline(ps, &ps->lr, &ending);
 	char want[2] = { tag, 0 };
 
 	if (r == LR_TOOLONG)
@@ -432,7 +444,7 @@ static int parse_trailer(struct qf_parse *ps, struct qf_envelope *e, int fd)
 		return parse_fail(ps, "cannot seek to the trailer");
 	lr_init_fd(&lr, fd, QF_LINE_MAX, 0, -1);
 	for (;;) {
-		r = lr_getline(&lr, &ps->line, &ending);
+		r = qf_getline(ps, &lr, &ending);
 		if (r == LR_EOF)
 			break;
 		if (r == LR_LINE && ending == LR_END_NONE)
@@ -511,7 +523,7 @@ int qf_read(int fd, struct qf_envelope *e, char *err, size_t errsize)
 	ps.errsize = errsize;
 	if (lseek(fd, 0, SEEK_SET) < 0 || fstat(fd, &st) < 0) {
 		snprintf(err, errsize, "cannot read: %s", strerror(errno));
-		return -1;
+		return -2;
 	}
 	lr_init_fd(&ps.lr, fd, QF_LINE_MAX, 0, -1);
 	buf_init(&ps.line, QF_LINE_MAX);
@@ -521,7 +533,7 @@ int qf_read(int fd, struct qf_envelope *e, char *err, size_t errsize)
 		const char *v;
 		off_t off;
 		enum lr_ending ending;
-		enum lr_result r = lr_getline(&ps.lr, &ps.line, &ending);
+		enum lr_result r = qf_getline(&ps, &ps.lr, &ending);
 
 		if (r != LR_LINE || ending != LR_END_LF || ps.line.len == 0) {
 			parse_fail(&ps, "truncated envelope");
@@ -557,6 +569,11 @@ out:
 	buf_free(&ps.line);
 	if (rc < 0)
 		qf_envelope_free(e);
+	if (rc < 0 && ps.io_errno != 0) {
+		snprintf(err, errsize, "read error: %s", strerror(ps.io_errno));
+		errno = ps.io_errno;
+		return -2;
+	}
 	return rc;
 }
 

@@ -152,7 +152,8 @@ int qfw_commit(struct qf_writer *w);
 void qfw_abort(struct qf_writer *w);
 
 /* Parse the envelope of the open queue file fd (strictly, see above).
- * 0 or -1 with a reason in err. */
+ * 0; -1 with a reason in err when the file is malformed; -2 (errno and err
+ * set) when reading it failed (EIO, ENOMEM...): not a corrupt file, retry. */
 int qf_read(int fd, struct qf_envelope *e, char *err, size_t errsize);
 /* Overwrite recipient r's state byte; 0 or -1 (errno). */
 int qf_mark(int fd, struct qf_rcpt *r, enum qf_state st);

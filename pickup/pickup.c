@@ -174,7 +174,9 @@ enum pickup_result pickup_file(int dirfd, int corrupt_fd, const char *name)
 		close(fd);
 		return PICKUP_RETRY;
 	}
-	md_env_init(&m);
+	/* md_read initialises m itself; zeroed, md_env_free is safe whether or
+	 * not the file got that far. */
+	memset(&m, 0, sizeof(m));
 	qf_envelope_init(&q);
 	lr_init_fd(&lr, fd, MD_MAX_LINE, 0, 10000);
 	why = check_file(fd, &st, &lr, &m, err, sizeof(err));

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -86,7 +87,7 @@ static void load_active(const char *name)
 	char err[256];
 	struct stat st;
 	struct qmsg *m;
-	int fd;
+	int fd, rc;
 
 	fd = openat(qdir_fd[QD_ACTIVE], name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
@@ -102,7 +103,22 @@ static void load_active(const char *name)
 		return;
 	}
 	m = xcalloc(1, sizeof(*m));
-	if (qf_read(fd, &m->env, err, sizeof(err)) < 0 || strcmp(m->env.qid, name) != 0) {
+	rc = qf_read(fd, &m->env, err, sizeof(err));
+	if (rc == -2) {
+		/* A read error is not corruption: retry after minimal_backoff. */
+		struct timespec ts[2];
+
+		log_warning("%s: %s; retrying in %llds", name, err, (long long)cf.minimal_backoff);
+		ts[0].tv_sec = ts[1].tv_sec = time(NULL) + (time_t)cf.minimal_backoff;
+		ts[0].tv_nsec = ts[1].tv_nsec = 0;
+		if (futimens(fd, ts) < 0)
+			log_warning("%s: set retry time: %s", name, strerror(errno));
+		free(m);
+		close(fd);
+		queue_move(QD_ACTIVE, QD_DEFERRED, name);
+		return;
+	}
+	if (rc < 0 || strcmp(m->env.qid, name) != 0) {
 		if (!*err || m->env.qid[0])
 			snprintf(err, sizeof(err), "queue id does not match the file name");
 		qf_envelope_free(&m->env);
