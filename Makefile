@@ -112,7 +112,7 @@ asan: deps
 	@$(MAKE) --no-print-directory B=build-asan \
 	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
 	  LDFLAGS="-fsanitize=address,undefined" all unit
-	@B=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh
+	@B=build-asan TERN_LDFLAGS="-fsanitize=address,undefined" ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 sh tests/run.sh
 
 # Development server: state under ./run/, SMTP on 127.0.0.1:2525, Ctrl-C stops it.
 run:
