@@ -234,6 +234,8 @@ connection (`smtpd_peername_lookup`: `/etc/hosts`, `nsswitch.conf` opened and st
    file and `new/` once per batch of recipients/messages handled by one local process (report
    `delivered` only after), and do not `fdatasync` the queue file's mark when the file is removed
    right after.  Expected: relay up to ~1.5×, local ~2× where the disk is the limit.
+   *Since this run:* the queue manager no longer flushes after a message's last delivery when the
+   file is removed next (deferral still flushes), so a relayed message costs two flushes, not three.
 2. Group commit in smtpd: the `250`s of many concurrent sessions covered by one flush.  With one
    file per message the floor is the 8-writer ceiling (~2–2.8 k/s here); a shared append-only
    journal (or several messages per file) synced once per batch, acknowledged after the batch's
