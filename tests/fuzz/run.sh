@@ -6,7 +6,7 @@
 # extra sources named on a line of the target of the form
 #     // fuzz-sources: smtpd/smtpd_cmd.c send/send_dns.c
 # into $B/fuzz/fuzz_NAME (B defaults to build), then run for
-# FUZZ_TIME seconds (default 20) over its seed corpus tests/fuzz/corpus/NAME/
+# FUZZ_TIME seconds (default 10: the short run of make check; make fuzz runs longer) over its seed corpus tests/fuzz/corpus/NAME/
 # (new inputs go to a scratch copy, so the checked-in corpus never changes).
 # Prints "PASS fuzz_NAME" or "FAIL fuzz_NAME: reason" per target and exits
 # non-zero when any failed; exits 0 with "SKIP" lines when clang is missing.
@@ -17,7 +17,7 @@ cd "$(dirname "$0")/../.." || exit 1
 TOP=$(pwd)
 B=${B:-build}
 case "$B" in /*) ;; *) B="$TOP/$B" ;; esac
-FUZZ_TIME=${FUZZ_TIME:-20}
+FUZZ_TIME=${FUZZ_TIME:-10}
 PATTERN=${1:-}
 CLANG=${CLANG:-}
 if [ -z "$CLANG" ]; then
