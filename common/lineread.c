@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "lineread.h"
 #include "log.h"
 #include "xalloc.h"
@@ -43,19 +44,11 @@ void lr_init(struct linereader *lr, lr_read_fn fn, void *ctx, size_t max, int fl
 	lr->timeout_ms = -1;
 }
 
-static long long lr_now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* read(2) with a deadline: a signal must neither abort the wait nor extend it. */
 static ssize_t lr_fd_read(void *ctx, void *p, size_t n)
 {
 	struct linereader *lr = ctx;
-	long long deadline = lr->timeout_ms >= 0 ? lr_now_ms() + lr->timeout_ms : 0;
+	long long deadline = lr->timeout_ms >= 0 ? clock_ms() + lr->timeout_ms : 0;
 
 	for (;;) {
 		struct pollfd pfd = { .fd = lr->fd, .events = POLLIN };
@@ -64,7 +57,7 @@ static ssize_t lr_fd_read(void *ctx, void *p, size_t n)
 		int pr;
 
 		if (lr->timeout_ms >= 0) {
-			long long left = deadline - lr_now_ms();
+			long long left = deadline - clock_ms();
 
 			wait = left > 0 ? (int)left : 0;
 		}

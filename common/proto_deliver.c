@@ -13,6 +13,7 @@
  * deliver_read_request, deliver_write_response, deliver_serve.  Decoders report a short
  * reason in err; the socket helpers log theirs.
  */
+#include "clock.h"
 #include "proto_deliver.h"
 
 #include <errno.h>
@@ -251,8 +252,8 @@ static int expect(struct rd *d, const char *name, const char **val, size_t *vlen
 
 static int expect_end(struct rd *d)
 {
-	const char *line;
-	size_t len;
+	const char *line = NULL;
+	size_t len = 0;
 
 	if (next_line(d, &line, &len) < 0)
 		return -1;
@@ -282,8 +283,8 @@ static int parse_dec(const char *s, size_t n, unsigned long long max, unsigned l
 
 static int field_num(struct rd *d, const char *name, unsigned long long max, unsigned long long *out)
 {
-	const char *v;
-	size_t n;
+	const char *v = NULL;
+	size_t n = 0;
 
 	if (expect(d, name, &v, &n) < 0)
 		return -1;
@@ -295,8 +296,8 @@ static int field_num(struct rd *d, const char *name, unsigned long long max, uns
 /* Copy a text field into dst[size]; ascii rejects 8-bit, nonempty requires a value. */
 static int field_text(struct rd *d, const char *name, char *dst, size_t size, int ascii, int nonempty)
 {
-	const char *v;
-	size_t n;
+	const char *v = NULL;
+	size_t n = 0;
 
 	if (expect(d, name, &v, &n) < 0)
 		return -1;
@@ -378,8 +379,8 @@ static int decode_header(struct rd *d, struct deliver_request *r)
 int deliver_decode_request(const char *p, size_t n, struct deliver_request *r, char *err, size_t errsize)
 {
 	struct rd d = { p, n, 0, 0, err, errsize };
-	const char *line;
-	size_t len;
+	const char *line = NULL;
+	size_t len = 0;
 
 	deliver_request_free(r);
 	if (decode_header(&d, r) < 0)
@@ -426,10 +427,10 @@ static int parse_status(const char *s, size_t n, enum deliver_status *st)
 /* One "result" line for recipient rc; fills it only when fill is set. */
 static int parse_result(struct rd *d, struct deliver_rcpt *rc, int fill)
 {
-	const char *v, *sp1, *sp2, *sp3, *sp4;
+	const char *v = "", *sp1, *sp2, *sp3, *sp4;
 	unsigned long long idx;
 	enum deliver_status st;
-	size_t n, tlen;
+	size_t n = 0, tlen;
 
 	if (expect(d, "result", &v, &n) < 0)
 		return -1;
@@ -501,19 +502,11 @@ void deliver_set_result(struct deliver_rcpt *rc, enum deliver_status st, const c
 			*t = '?';
 }
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait until sock is readable before the deadline; 0, or -1 with errno. */
 static int wait_readable(int sock, long long deadline)
 {
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - clock_ms();
 		struct pollfd pfd = { .fd = sock, .events = POLLIN };
 		int r;
 
@@ -540,7 +533,7 @@ static int ends_request(const struct buf *b)
  * sending anything (not an error); -1: error, logged. */
 static int read_all(int sock, int timeout_ms, struct buf *in, int *fd)
 {
-	long long deadline = now_ms() + (timeout_ms < 0 ? 24LL * 3600 * 1000 : timeout_ms);
+	long long deadline = clock_ms() + (timeout_ms < 0 ? 24LL * 3600 * 1000 : timeout_ms);
 	char chunk[65536];
 
 	while (!ends_request(in)) {

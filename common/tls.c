@@ -1,6 +1,7 @@
 /*
  * tls.c — OpenSSL 3 contexts and deadline-bound I/O (see tls.h).
  */
+#include "clock.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -329,22 +330,13 @@ tls_nb_write(SSL *ssl, const void *p, size_t n, short *events)
 	return -1;
 }
 
-static long long
-mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Wait for events on fd until deadline (timeout_ms < 0: forever). */
 static int
 wait_events(int fd, short events, int timeout_ms, long long deadline)
 {
 	for (;;) {
 		struct pollfd pfd = { .fd = fd, .events = events };
-		long long left = deadline - mono_ms();
+		long long left = deadline - clock_ms();
 		int pr = poll(&pfd, 1, timeout_ms < 0 ? -1 : (left > 0 ? (left > 1 << 30 ? 1 << 30 : (int)left) : 0));
 
 		if (pr > 0)
@@ -361,8 +353,8 @@ wait_events(int fd, short events, int timeout_ms, long long deadline)
 int
 tls_handshake_wait(SSL *ssl, int fd, int timeout_ms)
 {
-	long long deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	short ev;
+	long long deadline = clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	short ev = 0;
 
 	for (;;) {
 		if (tls_nb_handshake(ssl, &ev) == 1)
@@ -375,8 +367,8 @@ tls_handshake_wait(SSL *ssl, int fd, int timeout_ms)
 ssize_t
 tls_read_wait(SSL *ssl, int fd, void *p, size_t n, int timeout_ms)
 {
-	long long deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	short ev;
+	long long deadline = clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	short ev = 0;
 
 	for (;;) {
 		ssize_t r = tls_nb_read(ssl, p, n, &ev);
@@ -391,8 +383,8 @@ tls_read_wait(SSL *ssl, int fd, void *p, size_t n, int timeout_ms)
 ssize_t
 tls_write_wait(SSL *ssl, int fd, const void *p, size_t n, int timeout_ms)
 {
-	long long deadline = mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-	short ev;
+	long long deadline = clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	short ev = 0;
 
 	for (;;) {
 		ssize_t r = tls_nb_write(ssl, p, n, &ev);

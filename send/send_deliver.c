@@ -44,6 +44,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "send.h"
@@ -59,13 +60,6 @@ static double wall_now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* Postfix's style: "0" below 10 ms, two decimals below 10 s, whole seconds above. */
@@ -158,7 +152,7 @@ static int reusable(const struct smtp_session *s)
 {
 	long long limit = cf.smtp_connection_reuse_time_limit;
 	return reuse_on && s->fd >= 0 && (long long)s->uses < cf.smtp_connection_reuse_count_limit &&
-	       mono_ms() - s->opened_ms < limit * 1000;
+	       clock_ms() - s->opened_ms < limit * 1000;
 }
 
 /* After a transaction (rc from send_smtp_session): keep or close. */

@@ -31,22 +31,16 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "send.h"
 
 #define OUT_MAX (2 * SEND_CHUNK + 1024)
 
-static long long now_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static int wait_fd(int fd, short events, long long deadline)
 {
 	for (;;) {
-		long long left = deadline - now_ms();
+		long long left = deadline - clock_ms();
 		if (left <= 0) {
 			errno = ETIMEDOUT;
 			return -1;
@@ -96,7 +90,7 @@ void smtp_conn_init(struct smtp_conn *c, int fd, int timeout_ms)
 {
 	c->fd = fd;
 	c->timeout_ms = timeout_ms;
-	c->deadline_ms = now_ms() + timeout_ms;
+	c->deadline_ms = clock_ms() + timeout_ms;
 	lr_init(&c->lr, conn_read, c, SMTP_LINE_MAX, 0);
 	buf_init(&c->out, OUT_MAX);
 	c->io_read = plain_read;
@@ -115,7 +109,7 @@ void smtp_conn_free(struct smtp_conn *c)
 int smtp_conn_flush(struct smtp_conn *c)
 {
 	size_t off = 0;
-	long long deadline = now_ms() + c->timeout_ms;
+	long long deadline = clock_ms() + c->timeout_ms;
 	while (off < c->out.len) {
 		c->io_events = 0;
 		ssize_t w = c->io_write(c, c->out.data + off, c->out.len - off);
@@ -243,7 +237,7 @@ enum smtp_read_result smtp_read_reply(struct smtp_conn *c, struct smtp_reply *re
 	buf_reset(&rep->lines);
 	if (c->out.len > 0 && smtp_conn_flush(c) < 0)
 		return read_error();
-	c->deadline_ms = now_ms() + c->timeout_ms;
+	c->deadline_ms = clock_ms() + c->timeout_ms;
 	buf_init(&line, SMTP_LINE_MAX);
 	while (rep->nlines < SMTP_REPLY_LINES) {
 		enum lr_result r = lr_getline(&c->lr, &line, &ending);

@@ -46,6 +46,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "saslcodec.h"
@@ -66,13 +67,6 @@ static int ms(long long seconds)
 	return seconds > INT_MAX / 1000 ? INT_MAX : (int)(seconds * 1000);
 }
 
-static long long mono_ms(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void send_session_init(struct smtp_session *s, int fd, const struct send_target *t, const char *nexthop)
 {
 	char ip[INET6_ADDRSTRLEN + 8];
@@ -86,7 +80,7 @@ void send_session_init(struct smtp_session *s, int fd, const struct send_target 
 	snprintf(s->peer, sizeof(s->peer), "%s[%s]", t->name, ip);
 	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%d", t->name, ip, port);
 	snprintf(s->nexthop, sizeof(s->nexthop), "%s", nexthop);
-	s->opened_ms = mono_ms();
+	s->opened_ms = clock_ms();
 }
 
 void send_session_free(struct smtp_session *s)

@@ -15,18 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "log.h"
 #include "smtpd_stream.h"
 #include "sock.h"
-
-static long long
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Wait until fd is ready for events or the deadline passes; 0, or -1 with errno. */
 static int
@@ -38,7 +30,7 @@ fd_wait(int fd, short events, int timeout_ms, long long deadline)
 		int pr;
 
 		if (timeout_ms >= 0) {
-			long long left = deadline - now_ms();
+			long long left = deadline - clock_ms();
 
 			wait = left > 0 ? (int)left : 0;
 		}
@@ -58,7 +50,7 @@ static ssize_t
 fd_read(void *ctx, void *p, size_t n, int timeout_ms)
 {
 	struct smtpd_stream *st = ctx;
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	long long deadline = clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 
 	for (;;) {
 		ssize_t r = read(st->fd, p, n);
@@ -78,7 +70,7 @@ static ssize_t
 fd_write(void *ctx, const void *p, size_t n, int timeout_ms)
 {
 	struct smtpd_stream *st = ctx;
-	long long deadline = now_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+	long long deadline = clock_ms() + (timeout_ms > 0 ? timeout_ms : 0);
 	int is_sock = 1;
 
 	for (;;) {
@@ -212,7 +204,7 @@ stream_printf(struct smtpd_stream *st, const char *fmt, ...)
 int
 stream_input_within(struct smtpd_stream *st, int ms)
 {
-	long long deadline = now_ms() + (ms > 0 ? ms : 0);
+	long long deadline = clock_ms() + (ms > 0 ? ms : 0);
 	char c;
 	ssize_t r;
 
@@ -229,7 +221,7 @@ stream_input_within(struct smtpd_stream *st, int ms)
 void
 stream_record_start(struct smtpd_stream *st, long long min_rate)
 {
-	st->rec_start_ms = now_ms();
+	st->rec_start_ms = clock_ms();
 	st->rec_bytes = 0;
 	st->rec_rate = min_rate > 0 ? min_rate : 0;
 }
@@ -254,7 +246,7 @@ record_left(const struct smtpd_stream *st)
 
 		allowed += extra > 86400ULL ? 86400LL * 1000 : (long long)extra * 1000;
 	}
-	return st->rec_start_ms + allowed - now_ms();
+	return st->rec_start_ms + allowed - clock_ms();
 }
 
 ssize_t
