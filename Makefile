@@ -175,3 +175,10 @@ fuzz: deps
 	@B=$(B) FUZZ_TIME=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
+
+# Static analysis (issue 11): cppcheck and clang-tidy with the checked-in
+# settings (tests/static/cppcheck.sh, .clang-tidy); zero findings expected.
+.PHONY: analyze
+analyze:
+	@sh tests/static/cppcheck.sh
+	@B=$(B) sh tests/static/clang-tidy.sh

@@ -471,7 +471,7 @@ static int parse_trailer(struct qf_parse *ps, struct qf_envelope *e, int fd)
 
 static int parse_head(struct qf_parse *ps, struct qf_envelope *e)
 {
-	const char *v;
+	const char *v = "";
 	off_t off;
 	unsigned long long n, len;
 	char *sp;

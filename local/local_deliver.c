@@ -272,6 +272,8 @@ static void read_file_here(const char *path, uid_t owner, int out)
 	if (write_all(out, &c, 1) < 0)
 		_exit(1);
 	if (code != READ_OK) {
+		if (fd >= 0)
+			close(fd); /* refused after the open (owner, mode, size) */
 		if (write_all(out, msg, strlen(msg)) < 0)
 			_exit(1);
 		return;

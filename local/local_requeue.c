@@ -130,7 +130,7 @@ int local_requeue(const struct deliver_request *r, const struct local_msg *msg, 
 		privs_drop(uid, gid, NULL, NULL);
 		int ok = write_queue_file(r, msg, sender, rcpt, rcpts, answer + 1, answer + 1, sizeof(answer) - 1);
 		answer[0] = ok == 0 ? 'O' : 'F';
-		_exit(write_all(pfd[1], answer, 1 + strlen(answer + 1)) < 0);
+		_exit(write_all(pfd[1], answer, 1 + strlen(answer + 1)) < 0 ? 1 : 0);
 	}
 	close(pfd[1]);
 	size_t got = 0;

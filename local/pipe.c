@@ -246,6 +246,7 @@ void pipe_deliver(const struct local_dest *d, const struct local_msg *msg, const
 	int wst = 0;
 	pid_t w = 0;
 	/* The output closed; the command may still be running: wait, bounded. */
+	/* NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): the loop only tests the result; w names it */
 	while (!timed_out && (w = waitpid(pid, &wst, WNOHANG)) == 0) {
 		if (time(NULL) >= deadline) {
 			timed_out = 1;

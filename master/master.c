@@ -283,6 +283,7 @@ static void read_status(struct service *s)
 	struct master_status st;
 	ssize_t n;
 
+	/* NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): the loop only tests the result; n names it */
 	while ((n = read(s->status_rd, &st, sizeof(st))) == (ssize_t)sizeof(st)) {
 		struct child *c = find_child(st.pid);
 		int idle = st.state == MASTER_IDLE;

@@ -153,6 +153,7 @@ static void orcpt_field(const char *orcpt, char *out, size_t size)
 	for (p = semi + 1; *p && o + 1 < size; p++) {
 		unsigned v;
 
+		/* NOLINTNEXTLINE(cert-err34-c): two hex digits, checked present; any value is then range-checked */
 		if (*p == '+' && sscanf(p + 1, "%2X", &v) == 1 && p[1] && p[2]) {
 			if (v < 0x20 || v >= 0x7f) {
 				snprintf(out, size, "%s", orcpt);

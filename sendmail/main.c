@@ -46,8 +46,10 @@ static int deliver(const struct sm_opts *o)
 	e.sender = strdup(o->sender ? o->sender : "");
 	free(e.envid);
 	e.envid = strdup(o->envid ? o->envid : "");
-	if (!e.sender || !e.envid)
+	if (!e.sender || !e.envid) {
+		md_env_free(&e);
 		return EX_OSERR;
+	}
 	for (i = 0; i < o->nrcpts; i++) {
 		if (sm_addr_list(o->rcpts[i], strlen(o->rcpts[i]), add_one, &x) < 0) {
 			fprintf(stderr, "sendmail: bad recipient: %.300s\n", o->rcpts[i]);
@@ -87,8 +89,12 @@ int main(int argc, char **argv)
 	rc = sm_parse_args(argc, argv, &o);
 	if (rc != 0)
 		return rc;
-	if (!o.config && getenv("TERN_CONFIG") && *getenv("TERN_CONFIG"))
-		o.config = getenv("TERN_CONFIG");
+	if (!o.config) {
+		const char *env = getenv("TERN_CONFIG");
+
+		if (env && *env)
+			o.config = env;
+	}
 	if (conf_load(o.config ? o.config : TERN_SYSCONFDIR "/tern.conf", err, sizeof(err)) < 0 ||
 	    conf_finish(err, sizeof(err)) < 0) {
 		fprintf(stderr, "sendmail: %s\n", err);

@@ -67,6 +67,7 @@ list_has_listener(const char *list, const char *ip, int port)
 	while ((r = list_next(&p, entry, sizeof(entry))) != 0) {
 		if (r < 0 || sock_split_hostport(entry, host, sizeof(host), portstr, sizeof(portstr)) < 0)
 			continue;
+		/* NOLINTNEXTLINE(cert-err34-c): portstr came from sock_split_hostport; a bad one is 0 and matches no port */
 		if (atoi(portstr) != port)
 			continue;
 		if (host[0] == '\0' || strcmp(host, "*") == 0 || same_host(host, ip))
@@ -79,7 +80,7 @@ list_has_listener(const char *list, const char *ip, int port)
 static void
 find_mode(void)
 {
-	struct sockaddr_storage ss;
+	struct sockaddr_storage ss = { 0 };
 	socklen_t len = sizeof(ss);
 	char ip[INET6_ADDRSTRLEN + 8];
 	int port = 0;

@@ -8,6 +8,8 @@
 #   black-box tests: tests/blackbox/test_*.py (print "PASS name" / "FAIL name: reason"
 #                    lines; a script that exits non-zero without a FAIL line, or
 #                    prints nothing, counts as 1 failure)
+#   static analysis: tests/static/cppcheck.sh + clang-tidy.sh, one entry, only
+#                    when installed (TERN_NO_TIDY=1: cppcheck alone)
 #   fuzz targets:    tests/fuzz/fuzz_*.c through tests/fuzz/run.sh, only when
 #                    clang is installed; each target counts as 1 pass or fail
 #
@@ -145,6 +147,29 @@ if [ -n "$fuzz_match" ] && { command -v clang >/dev/null 2>&1 || command -v clan
 			note_failure "$f" "$why"
 		fi
 	done
+fi
+
+# Static analysis (tests/static/, `make analyze`): one pass or fail entry,
+# only when cppcheck or clang-tidy is installed; ~95 s on 2 cores, most of
+# it clang-tidy (TERN_NO_TIDY=1: cppcheck alone, ~5 s).
+case static/analyze in *"$PATTERN"*) analyze=yes ;; *) analyze=no ;; esac
+if [ "$analyze" = yes ] && { command -v cppcheck >/dev/null 2>&1 || command -v clang-tidy-14 >/dev/null 2>&1 ||
+	command -v clang-tidy >/dev/null 2>&1; }; then
+	echo "static analysis"
+	out="$tmp/out"
+	sh "$TOP/tests/static/cppcheck.sh" >"$out" 2>&1
+	rc=$?
+	if [ "${TERN_NO_TIDY:-}" != 1 ]; then
+		sh "$TOP/tests/static/clang-tidy.sh" >>"$out" 2>&1 || rc=1
+	fi
+	grep -E '^(PASS|FAIL|SKIP) ' "$out" | sed 's/^/  /'
+	if [ "$rc" = 0 ]; then
+		passed=$((passed + 1))
+	else
+		failed=$((failed + 1))
+		grep -vE '^(PASS|FAIL|SKIP) ' "$out" | tail -n 40 | sed 's/^/    | /'
+		note_failure "static analysis" "$(grep '^FAIL ' "$out" | tr '\n' ' ')"
+	fi
 fi
 
 if [ "$failed" -gt 0 ]; then
