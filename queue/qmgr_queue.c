@@ -33,6 +33,7 @@
 int qdir_fd[8];
 static struct qmsg *active_head;
 static int active_count;
+static int incoming_blocked; /* the last incoming/ scan stopped at the active limit */
 
 static const char *const qdir_names[QD_COUNT] = { QDIR_TMP, QDIR_INCOMING, QDIR_ACTIVE, QDIR_DEFERRED,
 						  QDIR_CORRUPT };
@@ -180,8 +181,12 @@ static int take_incoming(const char *name, void *arg)
 int queue_scan_incoming(void)
 {
 	int room = (int)cf.qmgr_message_active_limit - active_count;
+	int n = room > 0 ? for_each_entry(QD_INCOMING, room, take_incoming, NULL) : 0;
 
-	return room > 0 ? for_each_entry(QD_INCOMING, room, take_incoming, NULL) : 0;
+	/* Full: what is left in incoming/ waits for room, and no trigger may
+	 * come for it (the clients are done) — msg_free asks for a new scan. */
+	incoming_blocked = n >= room;
+	return n;
 }
 
 static int take_deferred(const char *name, void *arg)
@@ -251,6 +256,12 @@ static void msg_free(struct qmsg *m)
 	if (m->next)
 		m->next->prev = m->prev;
 	active_count--;
+	/* Rescan once a quarter of the active queue is free again, not per
+	 * message: one directory read serves many slots. */
+	if (incoming_blocked && active_count <= (int)cf.qmgr_message_active_limit * 3 / 4) {
+		incoming_blocked = 0;
+		qmgr_want_incoming();
+	}
 	close(m->fd);
 	qf_envelope_free(&m->env);
 	free(m->fail);
