@@ -78,16 +78,18 @@ read_noecho(const char *prompt, char *out)
 	struct termios old, quiet;
 	int rc;
 
-	fputs(prompt, stderr);
-	fflush(stderr);
+	/* Echo off first, prompt second: the flush discards only what was
+	 * typed before the prompt, never an answer typed right after it. */
 	if (tcgetattr(0, &old) < 0)
 		return -1;
 	quiet = old;
 	quiet.c_lflag &= ~(tcflag_t)(ECHO | ECHONL);
 	if (tcsetattr(0, TCSAFLUSH, &quiet) < 0)
 		return -1;
+	fputs(prompt, stderr);
+	fflush(stderr);
 	rc = read_line(0, out);
-	if (tcsetattr(0, TCSAFLUSH, &old) < 0)
+	if (tcsetattr(0, TCSADRAIN, &old) < 0)
 		rc = -1;
 	fputc('\n', stderr);
 	return rc;

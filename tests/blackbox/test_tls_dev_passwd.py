@@ -14,6 +14,7 @@
 import os
 import pty
 import select
+import signal
 import subprocess
 import sys
 import tempfile
@@ -102,7 +103,14 @@ def tty_run(user, answers):
             out += chunk
             if pending and out.count(b"password: ") > len(answers) - len(pending):
                 os.write(fd, pending.pop(0))
-    _, status = os.waitpid(pid, 0)
+    # Bounded: a child still waiting for input after the deadline is killed.
+    done, status = os.waitpid(pid, os.WNOHANG)
+    if done == 0:
+        time.sleep(1)
+        done, status = os.waitpid(pid, os.WNOHANG)
+    if done == 0:
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
     os.close(fd)
     return os.waitstatus_to_exitcode(status), out
 
