@@ -157,8 +157,11 @@ def main():
         if not res.check("reply_in_trace", reply, "no write of 'queued as %s' in %s (%d events)"
                          % (qid, trace, len(events))):
             res.exit()
+        # smtpd's own rename into incoming/: the queue manager may already move
+        # the file on (incoming/ -> active/) before the reply is written, once
+        # smtpd has triggered it, and that rename names incoming/ too.
         renames = [e for e in events if e[2].startswith(("rename", "link")) and qid in e[3]
-                   and "incoming" in e[3] and e[4] == "0" and e[0] < reply[0]]
+                   and "incoming" in e[3] and e[4] == "0" and e[0] < reply[0] and e[1] == reply[1]]
         if not res.check("rename_before_reply", renames,
                          "no successful rename of %s into incoming/ before the reply" % qid):
             res.exit()
