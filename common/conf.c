@@ -49,8 +49,9 @@ enum ktype { KT_STR, KT_LIST, KT_INT, KT_BOOL, KT_TIME, KT_SIZE, KT_MULTI };
 /* Extra checks applied by conf_finish to the expanded string value. */
 enum kcheck { KC_NONE, KC_HOST, KC_ABSPATH, KC_ABSPATH_OR_EMPTY, KC_NONEMPTY, KC_RELPATH };
 
-/* Variables a string value may reference. */
-enum { V_HOST = 1, V_DOMAIN = 2, V_ORIGIN = 4, V_ALL = 7 };
+/* Variables a string value may reference ($mynetworks: only the key that
+ * defaults to it, which comes after mynetworks in the table). */
+enum { V_HOST = 1, V_DOMAIN = 2, V_ORIGIN = 4, V_ALL = 7, V_NETWORKS = 8 };
 
 #define DAY (24LL * 3600)
 
@@ -170,6 +171,10 @@ static const struct key keys[] = {
 	S(smtp_tls_policy_maps, "", KC_ABSPATH_OR_EMPTY, V_ALL, "nexthop -> TLS security level table"),
 	S(smtp_tls_CAfile, "", KC_ABSPATH_OR_EMPTY, V_ALL, "CA certificates for verify; empty: system store"),
 	S(smtp_sasl_password_maps, "", KC_ABSPATH_OR_EMPTY, V_ALL, "nexthop -> user:password table for client AUTH"),
+	N(smtpd_client_connection_count_limit, KT_INT, "50", 0, 100000,
+	  "simultaneous sessions per client address per smtpd service; 0: no limit"),
+	{ "smtpd_client_event_limit_exceptions", KT_LIST, offsetof(struct tern_conf, smtpd_client_event_limit_exceptions),
+	  "$mynetworks", 0, 0, KC_NONE, V_ALL | V_NETWORKS, "clients (CIDR list) exempt from the per-client limits" },
 	M(service, "master service table entry (repeatable; none: the built-in table)"),
 };
 
@@ -661,6 +666,7 @@ static const char *var_value(const char *name, size_t n, unsigned vars)
 		{ "myhostname", V_HOST, &cf.myhostname },
 		{ "mydomain", V_DOMAIN, &cf.mydomain },
 		{ "myorigin", V_ORIGIN, &cf.myorigin },
+		{ "mynetworks", V_NETWORKS, &cf.mynetworks },
 	};
 	for (size_t i = 0; i < sizeof(tab) / sizeof(tab[0]); i++)
 		if ((vars & tab[i].bit) && strlen(tab[i].name) == n && memcmp(tab[i].name, name, n) == 0)

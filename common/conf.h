@@ -148,6 +148,10 @@ struct tern_conf {
 	char *smtp_tls_CAfile;            /* "" = system store */
 	char *smtp_sasl_password_maps;    /* table: nexthop -> user:password */
 
+	/* per-client connection cap (issue 11; smtpd/smtpd_peer.c) */
+	long long smtpd_client_connection_count_limit; /* int; default 50; 0 = no cap */
+	char *smtpd_client_event_limit_exceptions;     /* list; default "$mynetworks" */
+
 	/* the master's service table: repeatable "service = ..." lines (master/master_services.c) */
 	struct conf_lines service;
 };

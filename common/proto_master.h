@@ -7,7 +7,15 @@
  *   fd 3      MASTER_LISTEN_FD: the service's listening socket (TCP or Unix
  *             stream), or for the queue manager its trigger datagram socket
  *   fd 4      MASTER_STATUS_FD: write end of the service's status pipe
+ *   fd 5      MASTER_SCOREBOARD_FD: smtpd services only: the service's
+ *             scoreboard (common/scoreboard.h), a sealed memfd shared by all
+ *             its children, where each one shows which client it serves so
+ *             any of them can count a client's sessions (the per-client
+ *             connection cap); absent (closed) for every other service
  * and the arguments: PROGRAM -c CONFIG [-o key=value]... [-f] [-v]
+ * With fd 5 the environment also holds MASTER_SCOREBOARD_ENV=N, the index
+ * of the child's own slot (decimal, below the region's slot count); the
+ * master clears that slot when it reaps the child, whatever the exit.
  *   -f  log to stderr instead of syslog (foreground / development mode)
  *   -v  verbose logging
  *
@@ -29,6 +37,8 @@
 
 #define MASTER_LISTEN_FD 3
 #define MASTER_STATUS_FD 4
+#define MASTER_SCOREBOARD_FD 5
+#define MASTER_SCOREBOARD_ENV "TERN_SCOREBOARD_SLOT"
 
 enum master_state { MASTER_IDLE = 1, MASTER_BUSY = 2 };
 

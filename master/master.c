@@ -5,7 +5,10 @@
  * one place.  The loop keeps, per prefork service, at least min_idle idle
  * children (up to process_limit), keeps the queue manager running, reaps
  * every child, and throttles a service whose children die right after
- * starting instead of forking in a loop.  SIGTERM/SIGINT stop every child
+ * starting instead of forking in a loop.  Each smtpd service also has a
+ * scoreboard (common/scoreboard.h): every child gets a slot of its own, and
+ * the slot of every child reaped is cleared, so a crashed session never
+ * counts against its client's connection cap.  SIGTERM/SIGINT stop every child
  * (SIGTERM, then SIGKILL after a grace period) and exit.
  */
 #include <errno.h>
@@ -29,6 +32,7 @@
 #include "privs.h"
 #include "proto_master.h"
 #include "qfile.h"
+#include "scoreboard.h"
 #include "sock.h"
 #include "xalloc.h"
 
@@ -182,12 +186,18 @@ static struct child *find_child(pid_t pid)
 
 static void start_child(struct service *s, const struct master_opts *o, time_t now)
 {
+	int slot = -1;
 	pid_t pid;
 
 	if (nchildren >= MAX_CHILDREN)
 		return;
-	pid = spawn_child(s, o);
+	/* Cannot run out: a scoreboard has MAX_CHILDREN slots. */
+	if (s->sb && (slot = sb_slot_take(s->sb)) < 0)
+		log_warning("service %s: no free scoreboard slot; this child is not counted", s->name);
+	pid = spawn_child(s, o, slot);
 	if (pid < 0) {
+		if (slot >= 0)
+			sb_slot_release(s->sb, slot);
 		s->throttle_until = now + 1; /* EAGAIN: try again shortly */
 		return;
 	}
@@ -198,6 +208,7 @@ static void start_child(struct service *s, const struct master_opts *o, time_t n
 	 * pool is not over-grown while it starts. */
 	children[nchildren].idle = s->kind == SVC_PREFORK;
 	children[nchildren].started = now;
+	children[nchildren].slot = slot;
 	nchildren++;
 	s->nproc++;
 	if (s->kind == SVC_PREFORK)
@@ -262,6 +273,9 @@ static void child_exited(pid_t pid, int status, time_t now)
 	} else {
 		s->fast_exits = 0;
 	}
+	/* However it ended (kill -9 included), its client no longer counts. */
+	if (c->slot >= 0 && s->sb)
+		sb_slot_release(s->sb, c->slot);
 	*c = children[--nchildren];
 	if (s->retired && s->nproc == 0) {
 		service_close(s);
@@ -390,6 +404,21 @@ static int bind_new(struct service *s, int fatal)
 	return -1;
 }
 
+/* smtpd services get a scoreboard for the per-client connection cap,
+ * sized for every child the master may ever run (MAX_CHILDREN), so a reload
+ * that raises process_limit needs no new one.  Without it (no memory for a
+ * memfd) the service runs, uncapped, and says so. */
+static void scoreboard_for(struct service *s)
+{
+	char err[256];
+
+	if (s->sb || s->kind != SVC_PREFORK || strcmp(s->program, "smtpd") != 0)
+		return;
+	s->sb = sb_create(MAX_CHILDREN, err, sizeof(err));
+	if (!s->sb)
+		log_warning("service %s: %s; smtpd_client_connection_count_limit is not enforced", s->name, err);
+}
+
 static struct service *free_slot(void)
 {
 	int i;
@@ -425,7 +454,9 @@ static void install_table(struct service *t, int n, int fatal)
 			t[j].nproc = old->nproc;
 			t[j].fast_exits = old->fast_exits;
 			t[j].throttle_until = old->throttle_until;
+			t[j].sb = old->sb; /* the old generation's sessions keep counting */
 			t[j].in_use = 1;
+			scoreboard_for(&t[j]);
 			*old = t[j];
 			continue;
 		}
@@ -437,6 +468,7 @@ static void install_table(struct service *t, int n, int fatal)
 		t[j].in_use = 1;
 		if (bind_new(&t[j], fatal) < 0)
 			continue;
+		scoreboard_for(&t[j]);
 		*dst = t[j];
 		keep[dst - svcs] = 1;
 	}

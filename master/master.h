@@ -13,6 +13,8 @@
 #include <sys/types.h>
 #include <time.h>
 
+struct scoreboard;
+
 enum service_kind {
 	SVC_PREFORK, /* a pool of accepting children */
 	SVC_SINGLE   /* exactly one process that owns its socket (the queue manager) */
@@ -45,6 +47,10 @@ struct service {
 	int all_busy_warned;
 	int fast_exits;        /* consecutive quick abnormal exits */
 	time_t throttle_until; /* no forks before this */
+	/* smtpd services: which client each child serves, for the per-client
+	 * connection cap (common/scoreboard.h); NULL for the others.  Kept
+	 * across reloads with the socket, so old sessions go on counting. */
+	struct scoreboard *sb;
 };
 
 struct child {
@@ -53,6 +59,7 @@ struct child {
 	int idle;
 	int generation; /* the config it was started with; older ones retire */
 	time_t started;
+	int slot;       /* its slot in svc->sb, or -1 */
 };
 
 struct master_opts {
@@ -74,7 +81,8 @@ gid_t submit_group_gid(gid_t fallback);
 void service_close(struct service *s);
 int service_same_socket(const struct service *a, const struct service *b);
 /* master_spawn.c */
-pid_t spawn_child(struct service *s, const struct master_opts *o);
+/* slot: the child's scoreboard slot (s->sb), or -1 for none. */
+pid_t spawn_child(struct service *s, const struct master_opts *o, int slot);
 /* master_dev.c: write the development config into dir; returns its path (static). */
 const char *dev_config_write(const char *dir);
 /* master.c */

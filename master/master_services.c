@@ -42,6 +42,7 @@
 #include "proto_deliver.h"
 #include "proto_pickup.h"
 #include "proto_trigger.h"
+#include "scoreboard.h"
 #include "sock.h"
 #include "strutil.h"
 #include "xalloc.h"
@@ -315,6 +316,8 @@ void service_close(struct service *s)
 	if (s->status_wr >= 0)
 		close(s->status_wr);
 	s->listen_fd = s->status_rd = s->status_wr = -1;
+	sb_free(s->sb);
+	s->sb = NULL;
 }
 
 int service_same_socket(const struct service *a, const struct service *b)

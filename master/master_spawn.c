@@ -2,7 +2,8 @@
  * master_spawn — start one child of a service.
  *
  * The child gets exactly the descriptors of proto_master.h (0-2, the
- * listener as 3, the status pipe as 4) and nothing else, dies with the
+ * listener as 3, the status pipe as 4, for smtpd the scoreboard as 5 with
+ * its slot number in the environment) and nothing else, dies with the
  * master (PR_SET_PDEATHSIG) and execs its program from daemon_directory
  * with the master's own -c/-o/-f/-v options plus the service's own:
  * -o max_use=N -o max_idle=T, -u USER (who to become) and -r (chroot into
@@ -22,10 +23,11 @@
 #include "log.h"
 #include "master.h"
 #include "proto_master.h"
+#include "scoreboard.h"
 
 #define MAX_ARGS 512
 
-static void child_fds(const struct service *s, const struct master_opts *o)
+static void child_fds(const struct service *s, const struct master_opts *o, int slot)
 {
 	int null = open("/dev/null", O_RDWR);
 
@@ -34,8 +36,10 @@ static void child_fds(const struct service *s, const struct master_opts *o)
 	/* Move the service's fds well out of the way before placing them at 3 and 4. */
 	int lfd = fcntl(s->listen_fd, F_DUPFD, 10);
 	int sfd = s->status_wr >= 0 ? fcntl(s->status_wr, F_DUPFD, 10) : -1;
+	int bfd = slot >= 0 ? fcntl(sb_fd(s->sb), F_DUPFD, 10) : -1;
+	char num[16];
 
-	if (lfd < 0 || (s->status_wr >= 0 && sfd < 0))
+	if (lfd < 0 || (s->status_wr >= 0 && sfd < 0) || (slot >= 0 && bfd < 0))
 		_exit(71);
 	if (dup2(null, 0) < 0 || dup2(null, 1) < 0 || (!o->foreground && dup2(null, 2) < 0))
 		_exit(71);
@@ -43,6 +47,15 @@ static void child_fds(const struct service *s, const struct master_opts *o)
 		_exit(71);
 	if (sfd >= 0 ? dup2(sfd, MASTER_STATUS_FD) < 0 : dup2(null, MASTER_STATUS_FD) < 0)
 		_exit(71);
+	if (bfd >= 0) {
+		snprintf(num, sizeof(num), "%d", slot);
+		if (dup2(bfd, MASTER_SCOREBOARD_FD) < 0 || setenv(MASTER_SCOREBOARD_ENV, num, 1) < 0)
+			_exit(71);
+		close_range(MASTER_SCOREBOARD_FD + 1, ~0U, 0);
+		return;
+	}
+	/* Not one inherited from whoever started the master, either. */
+	unsetenv(MASTER_SCOREBOARD_ENV);
 	close_range(MASTER_STATUS_FD + 1, ~0U, 0);
 }
 
@@ -83,7 +96,7 @@ static void child_exec(const struct service *s, const struct master_opts *o)
 	_exit(71);
 }
 
-pid_t spawn_child(struct service *s, const struct master_opts *o)
+pid_t spawn_child(struct service *s, const struct master_opts *o, int slot)
 {
 	sigset_t all, old;
 	pid_t parent = getpid(), pid;
@@ -106,7 +119,7 @@ pid_t spawn_child(struct service *s, const struct master_opts *o)
 		_exit(71);
 	if (getppid() != parent)
 		_exit(0); /* the master died before prctl took effect */
-	child_fds(s, o);
+	child_fds(s, o, slot);
 	child_exec(s, o);
 	return -1;
 }

@@ -9,7 +9,8 @@
  * (512 octets with CRLF); an overlong line is answered with 500 and skipped
  * through its LF.  Replies are batched and flushed only when no client bytes
  * are buffered or right before the session would block (RFC 2920).  A read
- * timeout ends the session with 421 4.4.2, the error limit with 421 4.7.0;
+ * timeout ends the session with 421 4.4.2, the error limit with 421 4.7.0,
+ * as does the per-client connection cap in place of the greeting;
  * end of input or a failed write ends it silently.  All of these are logged
  * in Postfix's shape ("timeout after RCPT from host[ip]").
  */
@@ -48,6 +49,7 @@ smtpd_init(void)
 		_res.retrans = 2;
 		_res.retry = 1;
 	}
+	smtpd_peer_init();
 }
 
 const char *
@@ -181,6 +183,7 @@ void
 smtpd_session_run(struct smtpd_stream *st, const char *ip, const char *name)
 {
 	struct smtpd_session s;
+	unsigned sessions;
 
 	memset(&s, 0, sizeof(s));
 	s.st = st;
@@ -196,9 +199,17 @@ smtpd_session_run(struct smtpd_stream *st, const char *ip, const char *name)
 	s.trusted = smtpd_check_client_trusted(s.ip);
 
 	log_info("connect from %s[%s]", s.name, s.ip);
-	/* A client that talks before the greeting is not waiting for replies:
-	 * a spam engine, or a command injection. */
-	if (stream_input_within(st, (int)(cf.smtpd_greet_pause * 1000))) {
+	/* The per-client connection cap first: a client holding too many
+	 * sessions is not worth a greet pause (smtpd_peer.c).  Then: a client
+	 * that talks before the greeting is not waiting for replies: a spam
+	 * engine, or a command injection. */
+	if ((sessions = smtpd_peer_over_limit(s.ip)) > 0) {
+		char why[SMTPD_IP_MAX + 64];
+
+		log_warning("Connection concurrency limit exceeded: %u from %s[%s]", sessions, s.name, s.ip);
+		snprintf(why, sizeof(why), "Error: too many connections from %s", s.ip);
+		smtpd_reply_421(&s, "4.7.0", why);
+	} else if (stream_input_within(st, (int)(cf.smtpd_greet_pause * 1000))) {
 		log_info("improper command pipelining after CONNECT from %s[%s]", s.name, s.ip);
 		smtpd_reply(&s, "554 5.5.0 Error: SMTP protocol synchronization");
 		s.done = 1;
@@ -263,6 +274,7 @@ smtpd_serve(int fd, const struct sockaddr *peer, socklen_t peerlen)
 	long long ms;
 	int port = 0;
 
+	smtpd_peer_enter(peer, peerlen);
 	ip[0] = '\0';
 	sock_addr_text(peer, peerlen, ip, sizeof(ip), &port);
 	if (ip[0] == '\0')
@@ -285,4 +297,5 @@ smtpd_serve(int fd, const struct sockaddr *peer, socklen_t peerlen)
 	smtpd_tls_end(&st);
 	stream_free(&st);
 	lingering_close(fd);
+	smtpd_peer_leave();
 }

@@ -12,7 +12,8 @@
  *                  queue file, the content limits and the final reply
  *   smtpd_esmtp.c  ESMTP parameter parsing (SIZE, BODY, SMTPUTF8, RET,
  *                  ENVID, NOTIFY, ORCPT), pure functions the fuzzer drives
- *   smtpd_peer.c   the client's forward-confirmed reverse name
+ *   smtpd_peer.c   the client's forward-confirmed reverse name and its
+ *                  session count (the per-client connection cap)
  *   smtpd_stream.c buffered connection I/O with deadlines (TLS slots in here)
  *   smtpd_tls.c    STARTTLS, implicit TLS (465), the service mode
  *   smtpd_auth.c   AUTH PLAIN/LOGIN, the password table, sender login maps
@@ -202,6 +203,16 @@ int smtpd_bdat(struct smtpd_session *s, char *args);
 /* The forward-confirmed reverse name of the peer into name[size], or
  * "unknown".  ip is the address as smtpd shows it (IPv4-mapped unwrapped). */
 void smtpd_peername(const struct sockaddr *peer, socklen_t len, const char *ip, char *name, size_t size);
+/* Once per process (smtpd_init): map the service's scoreboard when the master
+ * passed one (proto_master.h); without it no client is counted. */
+void smtpd_peer_init(void);
+/* Right after accept: show the peer in our scoreboard slot. */
+void smtpd_peer_enter(const struct sockaddr *peer, socklen_t len);
+/* The service's sessions with this client (ours included) when that is over
+ * smtpd_client_connection_count_limit and ip is not exempt; else 0. */
+unsigned smtpd_peer_over_limit(const char *ip);
+/* The session is over: empty our slot. */
+void smtpd_peer_leave(void);
 
 /* ---- smtpd_tls.c ---- */
 

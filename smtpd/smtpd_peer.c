@@ -1,7 +1,9 @@
 /*
- * smtpd_peer.c — the client's name: forward-confirmed reverse DNS.
+ * smtpd_peer.c — the client's name (forward-confirmed reverse DNS) and how
+ * many sessions it holds (the per-client connection cap).
  *
- * Public: smtpd_peername.
+ * Public: smtpd_peername, smtpd_peer_init, smtpd_peer_enter,
+ * smtpd_peer_over_limit, smtpd_peer_leave.
  *
  * The name shown in logs and in the Received: header is the PTR name of the
  * client's address only when that name resolves back to the same address
@@ -13,15 +15,41 @@
  * Bounded: smtpd_init sets the resolver to one retry with a 2 s timeout
  * (RES_OPTIONS style, through _res), so a dead DNS server costs a session
  * a few seconds at most, not the glibc default of half a minute or more.
+ *
+ * The cap (smtpd_client_connection_count_limit, Postfix's name): every
+ * session puts its client's address into this process's slot of the
+ * service's scoreboard (common/scoreboard.h, set up by the master) as soon
+ * as it is accepted, and takes it out when it ends; at the greeting the
+ * session counts the slots holding the same address, itself included, and a
+ * client over the limit and not in smtpd_client_event_limit_exceptions
+ * (default: mynetworks) gets 421 4.7.0.  The address is entered even when
+ * the cap is 0, so a reload that turns the cap on counts the sessions already
+ * running.  Two sessions of one client starting at the same instant may both
+ * be refused or, rarely, both admitted (scoreboard.h): a slack of one.
+ * Without a scoreboard (smtpd not started by the master) nothing is counted.
  */
 #include <arpa/inet.h>
 #include <netdb.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include "cidr.h"
 #include "conf.h"
+#include "log.h"
+#include "proto_master.h"
+#include "scoreboard.h"
 #include "smtpd.h"
+#include "strutil.h"
+#include "xalloc.h"
+
+static struct scoreboard *board;          /* NULL: no cap */
+static int entered;                       /* our slot holds client */
+static unsigned char client[SB_ADDR_LEN]; /* the current session's client */
+static struct cidr_list *exempt;          /* smtpd_client_event_limit_exceptions */
+static char *exempt_text;                 /* the text exempt was parsed from */
 
 static int
 name_ok(const char *name)
@@ -84,4 +112,74 @@ smtpd_peername(const struct sockaddr *peer, socklen_t len, const char *ip, char 
 		return;
 	if (str_copy(name, size, host) < 0)
 		str_copy(name, size, "unknown");
+}
+
+void
+smtpd_peer_init(void)
+{
+	const char *v = getenv(MASTER_SCOREBOARD_ENV);
+	unsigned long long slot;
+	char err[256];
+
+	if (v == NULL)
+		return;
+	if (parse_ull(v, SB_SLOTS_MAX - 1, &slot) < 0)
+		log_warning("%s=%.32s: not a slot number; smtpd_client_connection_count_limit is not enforced",
+			    MASTER_SCOREBOARD_ENV, v);
+	else if ((board = sb_attach(MASTER_SCOREBOARD_FD, (unsigned)slot, err, sizeof(err))) == NULL)
+		log_warning("%s; smtpd_client_connection_count_limit is not enforced", err);
+	/* The mapping outlives the descriptor; an idle smtpd holds fds 0-4 only. */
+	close(MASTER_SCOREBOARD_FD);
+	unsetenv(MASTER_SCOREBOARD_ENV);
+}
+
+void
+smtpd_peer_enter(const struct sockaddr *peer, socklen_t len)
+{
+	entered = 0;
+	if (board == NULL || sb_addr(peer, len, client) < 0)
+		return;
+	sb_enter(board, client);
+	entered = 1;
+}
+
+/* 1 when ip is in smtpd_client_event_limit_exceptions (parsed again only
+ * when the text changes; a list that does not parse exempts nobody). */
+static int
+exempted(const char *ip)
+{
+	const char *text = cf.smtpd_client_event_limit_exceptions ? cf.smtpd_client_event_limit_exceptions : "";
+
+	if (exempt_text == NULL || strcmp(exempt_text, text) != 0) {
+		char err[256];
+
+		cidr_list_free(exempt);
+		free(exempt_text);
+		exempt_text = xstrdup(text);
+		exempt = cidr_list_parse(text, err, sizeof(err));
+		if (exempt == NULL)
+			log_warning("smtpd_client_event_limit_exceptions: %s; no client is exempt", err);
+	}
+	return exempt != NULL && cidr_list_match(exempt, ip);
+}
+
+unsigned
+smtpd_peer_over_limit(const char *ip)
+{
+	unsigned n;
+
+	if (!entered || cf.smtpd_client_connection_count_limit <= 0)
+		return 0;
+	n = sb_count(board, client);
+	if (n <= (unsigned long long)cf.smtpd_client_connection_count_limit || exempted(ip))
+		return 0;
+	return n;
+}
+
+void
+smtpd_peer_leave(void)
+{
+	if (entered)
+		sb_leave(board);
+	entered = 0;
 }
