@@ -50,8 +50,8 @@ typedef int (*sm_addr_fn)(void *ctx, const char *addr);
  * (angle addresses without their source route; group members; a bare
  * addr-spec with comments and folding white space removed).  Returns the
  * number of addresses, or -1 on a syntax error (unterminated quote, comment,
- * angle address or domain literal; an address longer than MD_ADDR_MAX - 1)
- * or when fn returned non-zero.
+ * angle address or domain literal; an address longer than MD_ADDR_MAX - 1
+ * or holding a NUL byte) or when fn returned non-zero.
  */
 int sm_addr_list(const char *s, size_t n, sm_addr_fn fn, void *ctx);
 

@@ -12,7 +12,9 @@
  * words in it are never decoded or altered.  The obsolete route syntax
  * "<@a,@b:u@d>" keeps only u@d.  The parser is lenient where old mailers
  * are (a missing ";" at the end of a group, empty list elements) and strict
- * where a wrong guess would send mail elsewhere (unterminated constructs).
+ * where a wrong guess would send mail elsewhere (unterminated constructs; a
+ * NUL byte in an address, which would cut it short: "bob\0@evil" is not
+ * "bob").
  */
 #include <string.h>
 
@@ -23,7 +25,16 @@ struct acc {
 	size_t n;
 	int angle_done; /* an <addr> was seen: later tokens until "," are junk */
 	int overflow;
+	int nul; /* a NUL byte in a[]: the C string would silently cut the address */
 };
+
+/* Forget the accumulated text (a display name, a source route). */
+static void acc_clear(struct acc *c)
+{
+	c->n = 0;
+	c->a[0] = 0;
+	c->nul = 0;
+}
 
 static int acc_add(struct acc *c, const char *p, size_t n)
 {
@@ -33,6 +44,8 @@ static int acc_add(struct acc *c, const char *p, size_t n)
 		c->overflow = 1;
 		return -1;
 	}
+	if (memchr(p, 0, n))
+		c->nul = 1;
 	memcpy(c->a + c->n, p, n);
 	c->n += n;
 	c->a[c->n] = 0;
@@ -44,7 +57,7 @@ static int acc_flush(struct acc *c, sm_addr_fn fn, void *ctx, int *count)
 {
 	int r = 0;
 
-	if (c->overflow)
+	if (c->overflow || (c->n > 0 && c->nul))
 		return -1;
 	if (c->n > 0) {
 		c->a[c->n] = 0;
@@ -52,8 +65,7 @@ static int acc_flush(struct acc *c, sm_addr_fn fn, void *ctx, int *count)
 			r = -1;
 		(*count)++;
 	}
-	c->n = 0;
-	c->a[0] = 0;
+	acc_clear(c);
 	c->angle_done = 0;
 	return r;
 }
@@ -95,8 +107,7 @@ static long angle_addr(const char *s, size_t n, size_t i, struct acc *c)
 	int route = 0;
 	long e;
 
-	c->n = 0;
-	c->a[0] = 0;
+	acc_clear(c);
 	while (i < n && s[i] != '>') {
 		char ch = s[i];
 
@@ -118,8 +129,7 @@ static long angle_addr(const char *s, size_t n, size_t i, struct acc *c)
 				route = 1;
 			if (route && ch == ':') {
 				route = 0;
-				c->n = 0;
-				c->a[0] = 0;
+				acc_clear(c);
 			} else if (acc_add(c, s + i, 1) < 0) {
 				return -1;
 			}
@@ -171,8 +181,7 @@ int sm_addr_list(const char *s, size_t n, sm_addr_fn fn, void *ctx)
 			/* A group's display name ends here; its members follow. */
 			if (c.angle_done)
 				return -1;
-			c.n = 0;
-			c.a[0] = 0;
+			acc_clear(&c);
 			i++;
 			break;
 		case ';':

@@ -2,7 +2,8 @@
  * Unit tests for sendmail/sendmail_hdr.c (the -t address-list parser) and
  * sendmail_msg.c's header fix-up: groups, comments, quoted names and local
  * parts, folding, encoded words left intact, source routes, Bcc removal,
- * Resent- headers, missing From/Date/Message-ID added, malformed lists.
+ * Resent- headers, missing From/Date/Message-ID added, malformed lists
+ * (a NUL in an address: a regression found by tests/fuzz/fuzz_sendmail_hdr).
  */
 #include <check.h>
 #include <stdlib.h>
@@ -69,6 +70,9 @@ START_TEST(test_quoted_route_literal)
 }
 END_TEST
 
+/* sm_addr_list over a literal that holds NULs (its whole size). */
+#define LIT_LIST(lit) sm_addr_list(lit, sizeof(lit) - 1, NULL, NULL)
+
 START_TEST(test_malformed)
 {
 	int n;
@@ -83,6 +87,14 @@ START_TEST(test_malformed)
 	ck_assert_int_eq(n, -1);
 	parse("a@[1.2.3.4", &n);
 	ck_assert_int_eq(n, -1);
+	/* A NUL would cut the address short (found by fuzz_sendmail_hdr:
+	 * "\0 juta@x" gave an empty address, "bob\0@evil" would give "bob"). */
+	ck_assert_int_eq(LIT_LIST("\0 juta@x"), -1);
+	ck_assert_int_eq(LIT_LIST("bob\0@evil, c@x"), -1);
+	ck_assert_int_eq(LIT_LIST("<b\0b@x>"), -1);
+	ck_assert_int_eq(LIT_LIST("\"a\0\"@x"), -1);
+	/* ... but not in what is thrown away: a display name or a comment. */
+	ck_assert_int_eq(LIT_LIST("Jo\0e <j@x>, (c\0) k@x"), 2);
 	{
 		char big[2000];
 
