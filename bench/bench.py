@@ -22,6 +22,7 @@ Environment:
 Must run as root (Postfix's master needs it).  Every wait is bounded; every
 process started is stopped by pid.
 """
+import atexit
 import os
 import pwd
 import re
@@ -233,6 +234,23 @@ class Sink:
 # ---------------------------------------------------------------------------
 # Servers
 
+# Instance directories are removed when the whole bench is done, not after
+# each run: on ext4 without a journal, the thousands of inodes a removed run
+# frees stay "recently deleted" for minutes and every create in their block
+# group walks past them (queue/QUEUE.md), so removing one run's tree would
+# slow down whichever server runs next.
+RETIRED = []
+
+
+def retire_dir(d):
+    RETIRED.append(d)
+
+
+def remove_retired():
+    while RETIRED:
+        shutil.rmtree(RETIRED.pop(), ignore_errors=True)
+
+
 def owner():
     return h.mail_owner()
 
@@ -283,7 +301,7 @@ class TernServer:
 
     def cleanup(self):
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        retire_dir(self.dir)
 
 
 PF_MASTER_CF = """\
@@ -453,7 +471,7 @@ class PostfixServer:
 
     def cleanup(self):
         self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        retire_dir(self.dir)
 
 
 SERVER_CLASSES = {"tern": TernServer, "postfix": PostfixServer}
@@ -735,6 +753,7 @@ def main():
         if not os.access(p, os.X_OK):
             sys.exit("bench: %s missing (bench/run.sh installs postfix; make all builds tern)" % p)
     os.makedirs(RESULTS, exist_ok=True)
+    atexit.register(remove_retired)
     tempfile.tempdir = BASE   # the harness's tern instances too: same file system
     mach = machine()
     emit("bench machine nproc=%s kernel=%s model=%r disk=%r postfix=%s scale=%s(%g) runs=%d"
@@ -813,6 +832,7 @@ def main():
     for axis in ("sessions", "size"):
         for x, v in sorted(growth[axis].items()):
             emit("growth axis=%s x=%d tern=%s postfix=%s" % (axis, x, fmt1(v.get("tern")), fmt1(v.get("postfix"))))
+    remove_retired()
     emit("bench done seconds=%.0f" % (time.time() - started))
 
     with open(os.path.join(RESULTS, "latest.txt"), "w") as f:

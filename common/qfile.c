@@ -7,6 +7,7 @@
  * client before reporting.  The reader is deliberately unforgiving: anything
  * it does not expect makes the file corrupt rather than half-understood.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
@@ -17,6 +18,7 @@
 #include <unistd.h>
 
 #include "buf.h"
+#include "clock.h"
 #include "lineread.h"
 #include "log.h"
 #include "qfile.h"
@@ -86,8 +88,8 @@ static int state_ok(char st)
 
 int qf_make_dirs(const char *queue_dir)
 {
-	static const char *const dirs[] = { QDIR_TMP,     QDIR_INCOMING, QDIR_ACTIVE,  QDIR_DEFERRED,
-					    QDIR_HOLD,    QDIR_CORRUPT,  QDIR_PRIVATE, NULL };
+	static const char *const dirs[] = { QDIR_TMP,     QDIR_INCOMING, QDIR_ACTIVE,  QDIR_DEFERRED, QDIR_HOLD,
+					    QDIR_CORRUPT, QDIR_PRIVATE,  QDIR_RECYCLE, NULL };
 	char path[4096];
 	size_t i;
 
@@ -181,6 +183,126 @@ static void writer_close(struct qf_writer *w)
 	buf_free(&w->out);
 }
 
+/*
+ * Names read from recycle/, per process.  Every process lists the same
+ * directory in the same order, so each starts at its own place in the
+ * listing: concurrent sessions then rarely race for one name, and a lost
+ * race costs one failed rename.
+ */
+#define RECYCLE_BATCH 64
+#define RECYCLE_LIST 256
+#define RECYCLE_NAME_MAX 64
+static char recycle_names[RECYCLE_BATCH][RECYCLE_NAME_MAX];
+static int recycle_n, recycle_next;
+static unsigned recycle_turn;
+static long long recycle_empty_until; /* ms: found empty, not listed again before */
+
+static int recycle_name_ok(const char *n)
+{
+	size_t i, len = strlen(n);
+
+	if (len == 0 || len >= RECYCLE_NAME_MAX)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'A' && n[i] <= 'Z') || (n[i] >= 'a' && n[i] <= 'z')))
+			return 0;
+	return 1;
+}
+
+static void recycle_refill(int rfd)
+{
+	static char list[RECYCLE_LIST][RECYCLE_NAME_MAX];
+	struct dirent *e;
+	int fd, n = 0, i, start;
+	DIR *d;
+
+	recycle_n = recycle_next = 0;
+	fd = openat(rfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	d = fdopendir(fd);
+	if (!d) {
+		close(fd);
+		return;
+	}
+	while (n < RECYCLE_LIST && (e = readdir(d)) != NULL)
+		if (recycle_name_ok(e->d_name))
+			memcpy(list[n++], e->d_name, strlen(e->d_name) + 1);
+	closedir(d);
+	if (n == 0)
+		return;
+	start = (int)(((unsigned)getpid() * 2654435761u + recycle_turn++ * 40503u) % (unsigned)n);
+	for (i = 0; i < n && recycle_n < RECYCLE_BATCH; i++)
+		memcpy(recycle_names[recycle_n++], list[(start + i) % n], RECYCLE_NAME_MAX);
+}
+
+/* A recycled file renamed to tmp/qid, checked and emptied, open for
+ * writing; -1 when there is none (the caller creates a new file). */
+static int claim_recycled(const char *queue_dir, int dirfd_tmp, const char *qid)
+{
+	struct stat st;
+	int rfd, fd = -1;
+
+	if (recycle_next >= recycle_n && clock_ms() < recycle_empty_until)
+		return -1;
+	if ((rfd = open_dir(queue_dir, QDIR_RECYCLE)) < 0)
+		return -1;
+	if (recycle_next >= recycle_n) {
+		recycle_refill(rfd);
+		if (recycle_n == 0)
+			recycle_empty_until = clock_ms() + 1000;
+	}
+	while (fd < 0 && recycle_next < recycle_n) {
+		const char *name = recycle_names[recycle_next++];
+
+		if (renameat(rfd, name, dirfd_tmp, qid) < 0) {
+			if (errno == ENOENT)
+				continue; /* another process took it */
+			recycle_next = recycle_n;
+			break;
+		}
+		/* Ours alone (one link, our uid, a plain file) before it is
+		 * emptied: a file with a second name is never truncated. */
+		fd = openat(dirfd_tmp, qid, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+		    st.st_uid == geteuid() && ftruncate(fd, 0) == 0 && futimens(fd, NULL) == 0)
+			break;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		unlinkat(dirfd_tmp, qid, 0);
+	}
+	close(rfd);
+	return fd;
+}
+
+int qf_recycle(int dirfd, const char *name, int fd, int tmp_fd, int recycle_fd, int *count)
+{
+	struct stat st;
+	int own = -1, ok = 0;
+
+	if (fd < 0)
+		fd = own = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	/* Only a plain file with this one name is kept.  It is emptied under a
+	 * name in tmp/ that nobody claims, and only then offered in recycle/:
+	 * emptied after the offer, it could be a new message by then. */
+	if (recycle_fd >= 0 && tmp_fd >= 0 && *count < QF_RECYCLE_MAX && recycle_name_ok(name) && fd >= 0 &&
+	    fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
+	    renameat(dirfd, name, tmp_fd, name) == 0) {
+		if (ftruncate(fd, 0) == 0 && renameat(tmp_fd, name, recycle_fd, name) == 0) {
+			(*count)++;
+			ok = 1;
+		} else if (unlinkat(tmp_fd, name, 0) == 0 || errno == ENOENT) {
+			ok = 1;
+		}
+	}
+	if (own >= 0)
+		close(own);
+	if (ok)
+		return 0;
+	return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
+}
+
 int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *env)
 {
 	struct buf head;
@@ -202,7 +324,9 @@ int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *en
 	if ((w->dirfd_tmp = open_dir(queue_dir, QDIR_TMP)) < 0 ||
 	    (w->dirfd_incoming = open_dir(queue_dir, QDIR_INCOMING)) < 0)
 		goto fail;
-	w->fd = openat(w->dirfd_tmp, w->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	w->fd = claim_recycled(queue_dir, w->dirfd_tmp, w->qid);
+	if (w->fd < 0)
+		w->fd = openat(w->dirfd_tmp, w->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (w->fd < 0)
 		goto fail;
 	if (write_all(w->fd, head.data, head.len) < 0)

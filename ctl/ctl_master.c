@@ -213,7 +213,7 @@ static int check_one(const char *path, uid_t uid, gid_t gid, mode_t mode, int mu
 int ctl_check_queue(void)
 {
 	static const char *const owned[] = { QDIR_TMP,      QDIR_INCOMING, QDIR_ACTIVE, QDIR_DEFERRED,
-					     QDIR_HOLD,     QDIR_CORRUPT,  QDIR_PRIVATE, NULL };
+					     QDIR_HOLD,     QDIR_CORRUPT,  QDIR_PRIVATE, QDIR_RECYCLE, NULL };
 	char path[4096];
 	uid_t uid, top_uid;
 	gid_t gid;

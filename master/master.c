@@ -139,7 +139,8 @@ static void prepare_queue(void)
 {
 	static const char *const owned[] = { "", "/" QDIR_TMP, "/" QDIR_INCOMING, "/" QDIR_ACTIVE,
 					     "/" QDIR_DEFERRED, "/" QDIR_HOLD, "/" QDIR_CORRUPT,
-					     "/" QDIR_PRIVATE, "/" QDIR_MAILDROP, "/" QDIR_PUBLIC, NULL };
+					     "/" QDIR_PRIVATE, "/" QDIR_MAILDROP, "/" QDIR_PUBLIC,
+					     "/" QDIR_RECYCLE, NULL };
 	static const char *const submit_dirs[] = { QDIR_MAILDROP, QDIR_PUBLIC, NULL };
 	char path[4096];
 	int i;

@@ -61,10 +61,10 @@ static int read_triggers(void)
  */
 static void drain(struct pollfd *pfd, struct job **jobs)
 {
-	time_t until = time(NULL) + DRAIN_SECONDS;
+	time_t until = qclock_mono() + DRAIN_SECONDS;
 	int n, i;
 
-	while ((n = sched_pollfds(pfd, MAX_POLL, jobs)) > 0 && time(NULL) < until) {
+	while ((n = sched_pollfds(pfd, MAX_POLL, jobs)) > 0 && qclock_mono() < until) {
 		if (poll(pfd, (nfds_t)n, 1000) < 0 && errno != EINTR)
 			break;
 		for (i = 0; i < n; i++)
@@ -86,9 +86,10 @@ void qmgr_run(void)
 	queue_recover_active();
 
 	while (!server_terminating) {
-		time_t now = time(NULL);
+		time_t now = qclock_mono(); /* intervals: immune to wall-clock jumps */
 		int n, i, flush = 0, timeout;
 
+		qclock_check();
 		if (now - last_tmp >= TMP_CLEAN_INTERVAL) {
 			queue_clean_tmp();
 			last_tmp = now;
@@ -119,7 +120,8 @@ void qmgr_run(void)
 		for (i = 1; i < n; i++)
 			if (pfd[i].revents)
 				sched_io(jobs[i], pfd[i].revents);
-		sched_timeouts(time(NULL));
+		sched_timeouts(qclock_mono());
+		sched_parked_expire();
 		if (flush) {
 			log_info("flush: retrying deferred mail now");
 			sched_forget_dead();
@@ -127,5 +129,6 @@ void qmgr_run(void)
 		}
 	}
 	drain(pfd, jobs);
+	sched_parked_expire();
 	log_info("stopping");
 }

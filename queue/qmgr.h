@@ -73,7 +73,7 @@ struct dest {
 
 /* qmgr_queue.c: the files */
 extern int qdir_fd[8];
-enum { QD_TMP, QD_INCOMING, QD_ACTIVE, QD_DEFERRED, QD_CORRUPT, QD_COUNT };
+enum { QD_TMP, QD_INCOMING, QD_ACTIVE, QD_DEFERRED, QD_CORRUPT, QD_RECYCLE, QD_COUNT };
 void queue_open_dirs(void);
 int queue_scan_incoming(void);
 int queue_scan_deferred(int all);
@@ -89,6 +89,7 @@ int sched_dispatch(void);           /* start waiting jobs; returns jobs in fligh
 int sched_pollfds(struct pollfd *pfd, int max, struct job **jobs);
 void sched_io(struct job *j, short revents);
 void sched_timeouts(time_t now);
+void sched_parked_expire(void);     /* close agent connections idle too long */
 void sched_forget_dead(void);       /* a flush: every destination gets a new chance */
 void msg_record_failure(struct qmsg *m, size_t idx, const char *dsn, const char *mta, const char *text);
 void msg_record_success(struct qmsg *m, size_t idx, enum notice_action a, const char *dsn, const char *mta,
@@ -109,6 +110,16 @@ int notice_wanted(unsigned notify, enum notice_action a);
  * -1 (nothing queued).  Mail from <> gets no report (failures of it go to
  * the postmaster once). */
 int notice_create(struct qmsg *m, const struct notice *list, size_t n);
+
+/* qmgr_clock.c: wall-clock jumps (see the file's header) */
+time_t qclock_mono(void);  /* seconds on CLOCK_MONOTONIC: every timer of the queue manager */
+void qclock_check(void);   /* once per loop pass: detect and record a jump */
+/* A message's age for lifetimes and delay warnings: now - arrival, less the
+ * forward clock jumps recorded since it arrived. */
+long long qclock_age(long long arrival, time_t now);
+/* A deferred file with retry time (mtime) retry is due at wall time now:
+ * also when retry is more than maximal_backoff ahead (a backward jump). */
+int qclock_retry_due(time_t retry, time_t now);
 
 /* qmgr.c */
 void qmgr_want_incoming(void);

@@ -34,9 +34,19 @@ int qdir_fd[8];
 static struct qmsg *active_head;
 static int active_count;
 static int incoming_blocked; /* the last incoming/ scan stopped at the active limit */
+/* A move out of incoming/ failed, or a file was left in active/ that no
+ * longer has a message in memory (a failed open, rename or unlink: EIO,
+ * ENOSPC, EMFILE): both are retried at the next deferred scan, instead of
+ * waiting for a trigger (incoming/) or a restart (active/). */
+static int retry_incoming, reload_active;
 
-static const char *const qdir_names[QD_COUNT] = { QDIR_TMP, QDIR_INCOMING, QDIR_ACTIVE, QDIR_DEFERRED,
-						  QDIR_CORRUPT };
+static const char *const qdir_names[QD_COUNT] = { QDIR_TMP,     QDIR_INCOMING, QDIR_ACTIVE,
+						  QDIR_DEFERRED, QDIR_CORRUPT, QDIR_RECYCLE };
+
+/* Files in recycle/ (an estimate: smtpd's claims lower it unseen, so it is
+ * recounted before it is allowed to stop the recycling). */
+static int recycle_count;
+static time_t recycle_counted;
 
 void queue_open_dirs(void)
 {
@@ -92,10 +102,12 @@ static void load_active(const char *name)
 
 	fd = openat(qdir_fd[QD_ACTIVE], name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == ELOOP)
+		if (errno == ELOOP) {
 			quarantine(QD_ACTIVE, name, "symbolic link");
-		else
+		} else {
 			log_warning("%s: open: %s", name, strerror(errno));
+			reload_active = 1;
+		}
 		return;
 	}
 	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
@@ -116,7 +128,8 @@ static void load_active(const char *name)
 			log_warning("%s: set retry time: %s", name, strerror(errno));
 		free(m);
 		close(fd);
-		queue_move(QD_ACTIVE, QD_DEFERRED, name);
+		if (queue_move(QD_ACTIVE, QD_DEFERRED, name) < 0)
+			reload_active = 1;
 		return;
 	}
 	if (rc < 0 || strcmp(m->env.qid, name) != 0) {
@@ -159,7 +172,7 @@ static int for_each_entry(int dir, int limit, int (*fn)(const char *name, void *
 		if (de->d_name[0] == '.')
 			continue;
 		if (!queueid_valid(de->d_name)) {
-			if (dir != QD_TMP)
+			if (dir != QD_TMP && dir != QD_RECYCLE)
 				quarantine(dir, de->d_name, "not a queue id");
 			continue;
 		}
@@ -172,8 +185,10 @@ static int for_each_entry(int dir, int limit, int (*fn)(const char *name, void *
 static int take_incoming(const char *name, void *arg)
 {
 	(void)arg;
-	if (queue_move(QD_INCOMING, QD_ACTIVE, name) < 0)
+	if (queue_move(QD_INCOMING, QD_ACTIVE, name) < 0) {
+		retry_incoming = 1;
 		return 0;
+	}
 	load_active(name);
 	return 1;
 }
@@ -196,8 +211,9 @@ static int take_deferred(const char *name, void *arg)
 
 	if (fstatat(qdir_fd[QD_DEFERRED], name, &st, AT_SYMLINK_NOFOLLOW) < 0)
 		return 0;
-	/* A deferred file's mtime is its next retry time. */
-	if (!all && st.st_mtime > time(NULL))
+	/* A deferred file's mtime is its next retry time (qmgr_clock.c: one
+	 * beyond maximal_backoff is due, the clock went back). */
+	if (!all && !qclock_retry_due(st.st_mtime, time(NULL)))
 		return 0;
 	if (queue_move(QD_DEFERRED, QD_ACTIVE, name) < 0)
 		return 0;
@@ -205,9 +221,34 @@ static int take_deferred(const char *name, void *arg)
 	return 1;
 }
 
+/* A file of active/ without its message in memory: load it again. */
+static int take_orphan(const char *name, void *arg)
+{
+	const struct qmsg *m;
+
+	(void)arg;
+	for (m = active_head; m; m = m->next)
+		if (strcmp(m->qid, name) == 0)
+			return 0;
+	load_active(name);
+	return 1;
+}
+
 int queue_scan_deferred(int all)
 {
-	int room = (int)DEFERRED_SHARE(cf.qmgr_message_active_limit) - active_count;
+	int room;
+
+	if (retry_incoming) {
+		retry_incoming = 0;
+		qmgr_want_incoming();
+	}
+	if (reload_active) {
+		reload_active = 0;
+		room = for_each_entry(QD_ACTIVE, 1 << 30, take_orphan, NULL);
+		if (room > 0)
+			log_info("reloaded %d message(s) left in active/ by a failed move", room);
+	}
+	room = (int)DEFERRED_SHARE(cf.qmgr_message_active_limit) - active_count;
 
 	return room > 0 ? for_each_entry(QD_DEFERRED, room, take_deferred, &all) : 0;
 }
@@ -227,6 +268,13 @@ void queue_recover_active(void)
 
 	if (n > 0)
 		log_info("recovered %d message(s) left in active/ by a previous run", n);
+}
+
+static int count_entry(const char *name, void *arg)
+{
+	(void)name;
+	(void)arg;
+	return 1;
 }
 
 static int clean_tmp(const char *name, void *arg)
@@ -293,10 +341,10 @@ static void expire_pending(struct qmsg *m, time_t now)
 	char text[DELIVER_MAX_TEXT];
 	size_t i;
 
-	if (now - m->env.arrival < lifetime(m))
+	if (qclock_age(m->env.arrival, now) < lifetime(m))
 		return;
 	snprintf(text, sizeof(text), "message expired after %lld seconds in the queue%s%.900s",
-		 (long long)(now - m->env.arrival), *m->last_reason ? "; last error: " : "", m->last_reason);
+		 qclock_age(m->env.arrival, now), *m->last_reason ? "; last error: " : "", m->last_reason);
 	for (i = 0; i < m->env.nrcpt; i++)
 		if (m->env.rcpt[i].state == QF_PENDING) {
 			log_rcpt(m, i, "none", "4.4.7", "expired", text);
@@ -332,7 +380,7 @@ static int delay_warning(struct qmsg *m, time_t now)
 	int sent = 0;
 
 	if (cf.delay_warning_time <= 0 || m->env.warned || !*m->env.sender ||
-	    now - m->env.arrival < cf.delay_warning_time)
+	    qclock_age(m->env.arrival, now) < cf.delay_warning_time)
 		return 0;
 	list = xcalloc(m->env.nrcpt, sizeof(*list));
 	for (i = 0; i < m->env.nrcpt; i++) {
@@ -371,8 +419,10 @@ static void defer_message(struct qmsg *m, time_t now)
 		log_info("%s: deferred, attempt %u, next attempt in %llds", m->qid, attempts, wait);
 	else if (errno == ENOENT)
 		log_info("%s: moved away by the administrator while active", m->qid);
-	else
+	else {
 		log_warning("%s: move to deferred: %s", m->qid, strerror(errno));
+		reload_active = 1; /* left in active/: retried at the next deferred scan */
+	}
 }
 
 void queue_finish(struct qmsg *m)
@@ -391,9 +441,15 @@ void queue_finish(struct qmsg *m)
 		    m->env.rcpt[i].state == QF_RELAYED)
 			pending++;
 	if (pending == 0) {
-		if (unlinkat(qdir_fd[QD_ACTIVE], m->qid, 0) < 0 && errno != ENOENT)
+		if (recycle_count >= QF_RECYCLE_MAX && qclock_mono() != recycle_counted) {
+			recycle_counted = qclock_mono();
+			recycle_count = for_each_entry(QD_RECYCLE, 1 << 30, count_entry, NULL);
+		}
+		if (qf_recycle(qdir_fd[QD_ACTIVE], m->qid, m->fd, qdir_fd[QD_TMP], qdir_fd[QD_RECYCLE],
+			       &recycle_count) < 0) {
 			log_warning("%s: remove: %s", m->qid, strerror(errno));
-		else
+			reload_active = 1; /* finished again (nothing is resent) and removed */
+		} else
 			log_info("%s: removed", m->qid);
 	} else {
 		defer_message(m, now);

@@ -237,6 +237,7 @@ struct smtp_session {
 	struct smtp_conn c;
 	struct smtp_reply rep;
 	int greeted;                  /* greeting and EHLO/HELO done */
+	int idle;                     /* no transaction open: a kept connection needs no RSET */
 	int pipelining, eightbit, smtputf8, dsn, size_offered;
 	unsigned long long size_limit; /* SIZE n from EHLO; 0: none */
 	char name[SEND_HOST_MAX];      /* host name (the DSN's Remote-MTA) */

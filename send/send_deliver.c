@@ -15,7 +15,8 @@
  * recipients still open then keep the last temporary error (connection
  * refused or timed out: 4.4.1; lost: 4.4.2; malformed reply: 4.5.0).
  *
- * After a transaction the connection gets RSET and is kept for the next
+ * After a transaction the connection (RSET first if the transaction was
+ * left open) is kept for the next
  * request (only between send_reuse_begin and send_reuse_end: send_serve
  * brackets the queue manager's connection with them, so the kept
  * connection gets QUIT when the queue manager is done); otherwise QUIT.
@@ -158,7 +159,7 @@ static int reusable(const struct smtp_session *s)
 /* After a transaction (rc from send_smtp_session): keep or close. */
 static void finish_session(struct smtp_session *s, int rc)
 {
-	if (rc == 0 && reusable(s) && send_session_rset(s) == 0) {
+	if (rc == 0 && reusable(s) && (s->idle || send_session_rset(s) == 0)) {
 		cached = s;
 		return;
 	}

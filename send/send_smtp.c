@@ -5,7 +5,11 @@
  * message: MAIL FROM → RCPT TO per open recipient → DATA → content → ".".
  * With PIPELINING offered, MAIL, every RCPT and DATA go out in one write
  * and the replies are read in order.  Afterwards the caller (send_deliver.c)
- * either QUITs or sends RSET and keeps the connection for the next message.
+ * either QUITs or keeps the connection for the next message, with RSET only
+ * when a transaction was left open (no reply to "." yet: MAIL or every RCPT
+ * refused); a completed transaction needs none, which saves a round trip
+ * per message.  A kept connection that died is noticed at the next MAIL and
+ * the request goes on over a new one (send_deliver.c).
  *
  * Extensions: SIZE (MAIL ... SIZE=n; a message larger than the peer's
  * advertised limit bounces 5.3.4 without being sent); BODY=8BITMIME when
@@ -577,9 +581,11 @@ static int content(struct run *x)
 			rcpt_done(x, i, relayed ? DELIVER_RELAYED : DELIVER_OK, dsn, "%s", text);
 		}
 		a->s->uses++;
+		a->s->idle = 1; /* the reply to "." ends the transaction (RFC 5321 4.1.1.4) */
 		return 0;
 	}
 	open_done_by_reply(x, RCPT_ACCEPTED, "end of DATA");
+	x->s->idle = 1;
 	return x->s->rep.code == 421 ? -1 : 0;
 }
 
@@ -597,6 +603,7 @@ static int transaction(struct run *x)
 	if (open == 0)
 		return 0;
 	s->c.timeout_ms = ms(cf.smtp_mail_timeout);
+	s->idle = 0;
 	if (put_envelope(x) < 0) {
 		write_failed(x, "while sending MAIL FROM");
 		return -1;
@@ -669,6 +676,7 @@ int send_smtp_session(struct send_attempt *a, struct smtp_session *s)
 		if (hello(&x) < 0)
 			return -1;
 		s->greeted = 1;
+		s->idle = 1;
 	}
 	a->t_ready = wall_now();
 	if ((a->r->flags & DELIVER_F_SMTPUTF8) && !s->smtputf8) {

@@ -389,6 +389,135 @@ START_TEST(trailer_rejects_bad_records)
 }
 END_TEST
 
+/* A file of the given content at qdir/sub/name; returns its inode. */
+static ino_t put_file(const char *sub, const char *name, const char *content)
+{
+	char path[512];
+	struct stat st;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", qdir, sub, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	close(fd);
+	return st.st_ino;
+}
+
+static int sub_fd(const char *sub)
+{
+	char path[512];
+
+	snprintf(path, sizeof(path), "%s/%s", qdir, sub);
+	return open(path, O_RDONLY | O_DIRECTORY);
+}
+
+static off_t size_of(const char *sub, const char *name)
+{
+	char path[512];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s/%s", qdir, sub, name);
+	ck_assert_int_eq(stat(path, &st), 0);
+	return st.st_size;
+}
+
+/* A finished file goes to recycle/ emptied, and the next message is written
+ * into that very inode (no inode freed or allocated). */
+START_TEST(recycle_reuses_inode)
+{
+	struct qf_envelope e, r;
+	char err[256] = "";
+	struct stat st;
+	int afd = sub_fd(QDIR_ACTIVE), tfd = sub_fd(QDIR_TMP), rfd = sub_fd(QDIR_RECYCLE), fd, count = 0;
+	ino_t ino = put_file(QDIR_ACTIVE, "6B0C00000000000000A1", "an old message, delivered\n");
+
+	ck_assert_int_eq(qf_recycle(afd, "6B0C00000000000000A1", -1, tfd, rfd, &count), 0);
+	ck_assert_int_eq(count, 1);
+	ck_assert_int_eq(count_entries(QDIR_ACTIVE), 0);
+	ck_assert_int_eq(count_entries(QDIR_RECYCLE), 1);
+	ck_assert_int_eq(size_of(QDIR_RECYCLE, "6B0C00000000000000A1"), 0);
+
+	write_message(&e);
+	ck_assert_int_eq(count_entries(QDIR_RECYCLE), 0);
+	ck_assert_int_eq(count_entries(QDIR_TMP), 0);
+	fd = open_queued(QDIR_INCOMING, e.qid, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_uint_eq(st.st_ino, ino);
+	ck_assert_int_eq(st.st_mode & 07777, 0600);
+	ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "qf_read: %s", err);
+	ck_assert_uint_eq(r.content_len, sizeof(body) - 1);
+	qf_envelope_free(&r);
+	qf_envelope_free(&e);
+	close(fd);
+	close(afd);
+	close(tfd);
+	close(rfd);
+}
+END_TEST
+
+/* A file with a second name is never emptied: not by the queue manager
+ * (it is unlinked instead), not by a writer that finds one in recycle/. */
+START_TEST(recycle_never_truncates_a_linked_file)
+{
+	struct qf_envelope e;
+	char a[512], b[512], got[64] = "";
+	struct stat st;
+	int afd = sub_fd(QDIR_ACTIVE), tfd = sub_fd(QDIR_TMP), rfd = sub_fd(QDIR_RECYCLE), fd, count = 0;
+	ino_t ino;
+
+	put_file(QDIR_ACTIVE, "6B0C00000000000000B1", "precious one\n");
+	snprintf(a, sizeof(a), "%s/%s/6B0C00000000000000B1", qdir, QDIR_ACTIVE);
+	snprintf(b, sizeof(b), "%s/keep1", qdir);
+	ck_assert_int_eq(link(a, b), 0);
+	ck_assert_int_eq(qf_recycle(afd, "6B0C00000000000000B1", -1, tfd, rfd, &count), 0);
+	ck_assert_int_eq(count_entries(QDIR_ACTIVE), 0);
+	ck_assert_int_eq(count_entries(QDIR_RECYCLE), 0);
+	ck_assert_int_eq(stat(b, &st), 0);
+	ck_assert_int_eq(st.st_size, (off_t)strlen("precious one\n"));
+
+	ino = put_file(QDIR_RECYCLE, "6B0C00000000000000B2", "precious two\n");
+	snprintf(a, sizeof(a), "%s/%s/6B0C00000000000000B2", qdir, QDIR_RECYCLE);
+	snprintf(b, sizeof(b), "%s/keep2", qdir);
+	ck_assert_int_eq(link(a, b), 0);
+	write_message(&e);
+	ck_assert_int_eq(count_entries(QDIR_RECYCLE), 0);
+	ck_assert_int_eq(count_entries(QDIR_TMP), 0);
+	fd = open(b, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(read(fd, got, sizeof(got) - 1), (ssize_t)strlen("precious two\n"));
+	ck_assert_str_eq(got, "precious two\n");
+	close(fd);
+	fd = open_queued(QDIR_INCOMING, e.qid, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_uint_ne(st.st_ino, ino);
+	close(fd);
+	qf_envelope_free(&e);
+	close(afd);
+	close(tfd);
+	close(rfd);
+}
+END_TEST
+
+/* recycle/ is bounded: at QF_RECYCLE_MAX a finished file is removed. */
+START_TEST(recycle_bounded)
+{
+	int afd = sub_fd(QDIR_ACTIVE), tfd = sub_fd(QDIR_TMP), rfd = sub_fd(QDIR_RECYCLE), count = QF_RECYCLE_MAX;
+
+	put_file(QDIR_ACTIVE, "6B0C00000000000000C1", "x\n");
+	ck_assert_int_eq(qf_recycle(afd, "6B0C00000000000000C1", -1, tfd, rfd, &count), 0);
+	ck_assert_int_eq(count, QF_RECYCLE_MAX);
+	ck_assert_int_eq(count_entries(QDIR_ACTIVE), 0);
+	ck_assert_int_eq(count_entries(QDIR_RECYCLE), 0);
+	close(afd);
+	close(tfd);
+	close(rfd);
+}
+END_TEST
+
 static Suite *qfile_suite(void)
 {
 	Suite *s = suite_create("qfile");
@@ -404,6 +533,9 @@ static Suite *qfile_suite(void)
 	tcase_add_test(tc, trailer_children_round_trip);
 	tcase_add_test(tc, trailer_interrupted_append);
 	tcase_add_test(tc, trailer_rejects_bad_records);
+	tcase_add_test(tc, recycle_reuses_inode);
+	tcase_add_test(tc, recycle_never_truncates_a_linked_file);
+	tcase_add_test(tc, recycle_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }
