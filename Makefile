@@ -97,7 +97,12 @@ $$(B)/tests/unit/$(1)/test_%: $$(B)/tests/unit/$(1)/test_%.o $$(TESTLIB_OBJ) $$(
 endef
 $(foreach d,$(DIRS),$(eval $(call unit_rules,$(d))))
 
-unit: $(UNIT_BINS)
+unit: $(UNIT_BINS) $(B)/tests/faults/librenamefail.so
+
+# The rename/link fault shim of tests/blackbox/test_faults.py (LD_PRELOAD).
+$(B)/tests/faults/librenamefail.so: tests/faults/renamefail.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) -fPIC -shared -o $@ $< -ldl
 
 # Installs missing Debian packages (as root or through sudo) or prints the command.
 deps:
@@ -161,6 +166,7 @@ help:
 	@echo "make check    install missing packages, build, run every test"
 	@echo "make run      development server on 127.0.0.1:2525, state in ./run/"
 	@echo "make asan     the test suite under AddressSanitizer + UBSan"
+	@echo "make valgrind the black-box suite with the daemons under valgrind memcheck"
 	@echo "make install  install under DESTDIR/PREFIX (see INSTALL)"
 
 # Reliability (issue 11, docs/reliability.md): the long kill -9 storm and
@@ -173,6 +179,14 @@ stress: deps
 	@B=$(B) sh tests/stress/run.sh
 fuzz: deps
 	@B=$(B) FUZZ_TIME=$(FUZZ_SECONDS) sh tests/fuzz/run.sh
+
+# The black-box suite with every daemon under valgrind memcheck (slow, not in
+# check): VALGRIND_TESTS="blackbox/test_flow blackbox/test_queue" for a subset;
+# logs in $(B)/valgrind/, read by tests/valgrind/report.sh.
+.PHONY: valgrind
+valgrind: deps
+	@$(MAKE) --no-print-directory all
+	@B=$(B) sh tests/valgrind/run.sh
 
 -include $(shell find $(B) -name '*.d' 2>/dev/null)
 

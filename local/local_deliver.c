@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "aliases.h"
+#include "clock.h"
 #include "conf.h"
 #include "local.h"
 #include "log.h"
@@ -100,17 +101,19 @@ __attribute__((noreturn)) static void child_main(int wfd, const struct local_des
 	_exit(w == (ssize_t)sizeof(res) ? 0 : 1);
 }
 
-/* Read up to max bytes from rfd until EOF within the deadline.  Returns
- * bytes read, or -1 on timeout/error. */
-static ssize_t read_until_eof(int rfd, void *p, size_t max, time_t deadline)
+/* Read up to max bytes from rfd until EOF within seconds (on the
+ * monotonic clock: a wall-clock jump neither cuts nor stretches it).
+ * Returns bytes read, or -1 on timeout/error. */
+static ssize_t read_until_eof(int rfd, void *p, size_t max, long long seconds)
 {
 	size_t got = 0;
+	long long deadline = clock_ms() + seconds * 1000;
 	for (;;) {
-		time_t now = time(NULL);
+		long long now = clock_ms();
 		if (now >= deadline)
 			return -1;
 		struct pollfd pf = { .fd = rfd, .events = POLLIN };
-		int r = poll(&pf, 1, (int)(deadline - now) * 1000);
+		int r = poll(&pf, 1, (int)(deadline - now));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r <= 0)
@@ -166,7 +169,7 @@ static void deliver_in_child(const struct local_dest *d, const struct local_msg 
 		child_main(pfd[1], d, msg, sender, rc);
 	}
 	close(pfd[1]);
-	ssize_t got = read_until_eof(pfd[0], &res, sizeof(res), time(NULL) + local_child_timeout());
+	ssize_t got = read_until_eof(pfd[0], &res, sizeof(res), (long long)local_child_timeout());
 	close(pfd[0]);
 	int ok = got == (ssize_t)sizeof(res);
 	if (!reap(pid, !ok))
@@ -320,7 +323,7 @@ int local_read_file_as(const struct local_ident *id, const char *path, struct bu
 		_exit(0);
 	}
 	close(pfd[1]);
-	ssize_t got = read_until_eof(pfd[0], data, sizeof(data), time(NULL) + 60);
+	ssize_t got = read_until_eof(pfd[0], data, sizeof(data), 60);
 	close(pfd[0]);
 	int exited_ok = reap(pid, got < 0);
 	if (got < 1 || !exited_ok || data[0] == READ_TEMP) {

@@ -29,6 +29,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "local.h"
 #include "log.h"
@@ -134,8 +135,8 @@ int local_requeue(const struct deliver_request *r, const struct local_msg *msg, 
 	}
 	close(pfd[1]);
 	size_t got = 0;
-	time_t deadline = time(NULL) + 120;
-	while (got < sizeof(answer) - 1 && time(NULL) < deadline) {
+	long long deadline = clock_ms() + 120 * 1000; /* monotonic: immune to clock jumps */
+	while (got < sizeof(answer) - 1 && clock_ms() < deadline) {
 		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
 		int pr = poll(&p, 1, 1000);
 		if (pr < 0 && errno != EINTR)
@@ -152,7 +153,7 @@ int local_requeue(const struct deliver_request *r, const struct local_msg *msg, 
 	close(pfd[0]);
 	answer[got] = '\0';
 	int wst = 0;
-	if (got == 0 || time(NULL) >= deadline)
+	if (got == 0 || clock_ms() >= deadline)
 		kill(pid, SIGKILL);
 	while (waitpid(pid, &wst, 0) < 0 && errno == EINTR)
 		;

@@ -31,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "local.h"
 #include "log.h"
@@ -195,7 +196,9 @@ void pipe_deliver(const struct local_dest *d, const struct local_msg *msg, const
 		       *sender ? sender : "MAILER-DAEMON", date, sender, rcpt) < 0)
 		buf_reset(&f->head);
 
-	time_t deadline = now + (time_t)cf.command_time_limit;
+	/* The time limit runs on the monotonic clock (a wall-clock jump must
+	 * not kill the command at once, nor let it run for a day). */
+	long long deadline = clock_ms() + (long long)cf.command_time_limit * 1000;
 	int wfd = in[1], rfd = out[0], timed_out = 0, werr = 0;
 	while (rfd >= 0) {
 		struct pollfd p[2];
@@ -203,12 +206,12 @@ void pipe_deliver(const struct local_dest *d, const struct local_msg *msg, const
 		p[np++] = (struct pollfd){ .fd = rfd, .events = POLLIN };
 		if (wfd >= 0)
 			p[np++] = (struct pollfd){ .fd = wfd, .events = POLLOUT };
-		time_t t = time(NULL);
+		long long t = clock_ms();
 		if (t >= deadline) {
 			timed_out = 1;
 			break;
 		}
-		int r = poll(p, (nfds_t)np, (int)(deadline - t) * 1000);
+		int r = poll(p, (nfds_t)np, (int)(deadline - t));
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
@@ -248,7 +251,7 @@ void pipe_deliver(const struct local_dest *d, const struct local_msg *msg, const
 	/* The output closed; the command may still be running: wait, bounded. */
 	/* NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): the loop only tests the result; w names it */
 	while (!timed_out && (w = waitpid(pid, &wst, WNOHANG)) == 0) {
-		if (time(NULL) >= deadline) {
+		if (clock_ms() >= deadline) {
 			timed_out = 1;
 			break;
 		}

@@ -17,7 +17,7 @@
 # libmailtools-perl (real sendmail clients in tests/blackbox/test_sendmail_users.py).
 # fiu-utils + libfiu-dev: I/O fault injection (tests/blackbox/test_faults.py).
 BUILD_PACKAGES="build-essential pkg-config libssl-dev libcrypt-dev libcdb-dev"
-PACKAGES="$BUILD_PACKAGES check cppcheck clang-tidy python3 swaks openssl libio-socket-ssl-perl procps strace iproute2 clang libclang-rt-14-dev dnsmasq-base mailutils git-email libmailtools-perl fiu-utils libfiu-dev"
+PACKAGES="$BUILD_PACKAGES check cppcheck clang-tidy python3 swaks openssl libio-socket-ssl-perl procps strace iproute2 clang libclang-rt-14-dev dnsmasq-base mailutils git-email libmailtools-perl fiu-utils libfiu-dev valgrind faketime"
 
 # `deps.sh build` (make run) needs only what the build needs.
 [ "${1:-}" = build ] && PACKAGES=$BUILD_PACKAGES

@@ -232,11 +232,14 @@ stream_record_end(struct smtpd_stream *st)
 	st->rec_start_ms = 0;
 }
 
-/* What is left of the record deadline in ms (may be <= 0), or -1 when there is none. */
+/* What is left of the record deadline in ms (0 once it has passed), or -1
+ * when there is none.  Never negative otherwise: a deadline overrun found
+ * late (a busy machine) must not read as "no deadline", or a client
+ * trickling a byte a second would never be cut. */
 static long long
 record_left(const struct smtpd_stream *st)
 {
-	long long allowed;
+	long long allowed, left;
 
 	if (st->rec_start_ms == 0 || st->timeout_ms < 0)
 		return -1;
@@ -246,7 +249,8 @@ record_left(const struct smtpd_stream *st)
 
 		allowed += extra > 86400ULL ? 86400LL * 1000 : (long long)extra * 1000;
 	}
-	return st->rec_start_ms + allowed - clock_ms();
+	left = st->rec_start_ms + allowed - clock_ms();
+	return left > 0 ? left : 0;
 }
 
 ssize_t

@@ -23,6 +23,12 @@ Environment:
     TERN_TEST_MAIL_OWNER   mail_owner for the instance (default: the current user;
                            as root, "tern" if it exists, else "nobody")
     TERN_TEST_KEEP         keep the temporary directories (for debugging)
+    TERN_TEST_SLOW         factor applied to the harness's waits (wait_for, start,
+                           stop, RawSmtp's socket timeout); `make valgrind` sets 10
+    TERN_VALGRIND          a directory: every instance whose daemon_directory is
+                           the build's runs each daemon under valgrind memcheck
+                           through wrapper scripts, logs in DIR/vg.PID.log
+                           (tests/valgrind/report.sh reads them; `make valgrind`)
 """
 
 import email
@@ -49,6 +55,8 @@ MASTER = os.path.join(BUILD, "sbin", "tern-master")
 TERNCTL = os.path.join(BUILD, "sbin", "ternctl")
 DAEMON_DIR = os.path.join(BUILD, "libexec", "tern")
 AGENTS = ("smtpd", "qmgr", "local", "send", "pickup")
+SLOW = max(1.0, float(os.environ.get("TERN_TEST_SLOW") or 1))
+VALGRIND_DIR = os.environ.get("TERN_VALGRIND", "")
 
 
 def log(msg):
@@ -83,8 +91,8 @@ def port_is_free(port):
 
 def wait_for(pred, timeout, interval=0.1):
     """Poll pred() until it returns a true value or timeout seconds pass.
-    Returns the last value of pred()."""
-    deadline = time.monotonic() + timeout
+    Returns the last value of pred().  timeout is scaled by TERN_TEST_SLOW."""
+    deadline = time.monotonic() + timeout * SLOW
     while True:
         v = pred()
         if v or time.monotonic() >= deadline:
@@ -132,6 +140,10 @@ def prog_name(argv):
     if not argv:
         return None
     base = os.path.basename(argv[0].split()[0]) if argv[0] else ""
+    if base.startswith(("valgrind", "memcheck-")):
+        # A daemon under valgrind (make valgrind): the program follows the options.
+        prog = [i for i, a in enumerate(argv) if i > 0 and not a.startswith("-")]
+        return prog_name(argv[prog[0]:]) if prog else None
     if base in AGENTS or base == "tern-master":
         return base
     # A daemon that rewrote its title ("tern/smtpd: idle", "smtpd: ...").
@@ -229,6 +241,39 @@ def prerequisites_or_fail(res, name):
 
 
 # ----------------------------------------------------------------------------
+# valgrind (make valgrind)
+
+VALGRIND_ARGS = ["--tool=memcheck", "--error-exitcode=99", "--leak-check=full",
+                 "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
+                 "--track-origins=yes", "--track-fds=no", "--child-silent-after-fork=no",
+                 "--trace-children=no", "--num-callers=30"]
+
+
+def valgrind_wrappers(base):
+    """A daemon_directory in base whose programs exec the real ones under
+    memcheck, each process logging to $TERN_VALGRIND/vg.PID.log (the
+    directory is mode 1777: the daemons drop to mail_owner, and a forked
+    child opens its own log).  Returns its path."""
+    d = os.path.join(base, "vg-libexec")
+    os.makedirs(d, exist_ok=True)
+    os.makedirs(VALGRIND_DIR, exist_ok=True)
+    os.chmod(VALGRIND_DIR, 0o1777)
+    supp = os.path.join(REPO, "tests", "valgrind", "tern.supp")
+    args = VALGRIND_ARGS + (["--suppressions=" + supp] if os.path.exists(supp) else [])
+    args.append("--log-file=" + os.path.join(os.path.abspath(VALGRIND_DIR), "vg.%p.log"))
+    for name in os.listdir(DAEMON_DIR):
+        real = os.path.join(DAEMON_DIR, name)
+        if os.path.isdir(real) or not os.access(real, os.X_OK):
+            continue
+        path = os.path.join(d, name)
+        with open(path, "w") as f:
+            f.write("#!/bin/sh\n# valgrind wrapper written by tests/blackbox/tern_harness.py\n"
+                    "exec valgrind %s '%s' \"$@\"\n" % (" ".join("'%s'" % a for a in args), real))
+        os.chmod(path, 0o755)
+    return d
+
+
+# ----------------------------------------------------------------------------
 # A tern instance.
 
 class Tern:
@@ -281,6 +326,8 @@ class Tern:
         if transport:
             self.conf["transport_maps"] = self.make_transport(transport)
         self.conf.update(conf or {})
+        if VALGRIND_DIR and self.conf["daemon_directory"] == DAEMON_DIR:
+            self.conf["daemon_directory"] = valgrind_wrappers(self.dir)
         self.write_conf()
 
     # -- configuration
@@ -318,6 +365,7 @@ class Tern:
 
     def start(self, timeout=15.0):
         """Start the master; True once smtpd accepts on self.port."""
+        timeout *= SLOW
         self.starts += 1
         self.logf = open(self.log_path, "ab")
         self.logf.write(("=== start %d: %s\n" % (self.starts, " ".join(self.wrapper + self.argv()))).encode())
@@ -367,6 +415,7 @@ class Tern:
         to be killed (empty when the shutdown was clean)."""
         if not self.proc:
             return []
+        timeout *= SLOW
         mpid = self.master_pid()
         if mpid:
             try:
@@ -526,7 +575,7 @@ class RawSmtp:
     """A line-level SMTP client on a raw socket, for protocol tests."""
 
     def __init__(self, port, timeout=10.0):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout * SLOW)
         self.buf = b""
 
     def send(self, data):
@@ -610,6 +659,8 @@ class _SinkHandler(socketserver.StreamRequestHandler):
     def handle(self):
         sink = self.server.sink
         sink.connections += 1
+        with sink.lock:
+            sink.live.add(self.connection)
         try:
             self.out("220 sink.test ESMTP recording sink")
             sender, rcpts = None, []
@@ -666,6 +717,9 @@ class _SinkHandler(socketserver.StreamRequestHandler):
                     self.out("502 5.5.2 not implemented")
         except (EOFError, OSError):
             return
+        finally:
+            with sink.lock:
+                sink.live.discard(self.connection)
 
 
 def _unstuff(wire):
@@ -688,6 +742,7 @@ class SmtpSink:
         self.messages = []
         self.commands = []
         self.connections = 0
+        self.live = set()       # open sessions: a stopped sink ends them (tern caches connections)
         self.lock = threading.Lock()
         self.server = None
         self.thread = None
@@ -713,6 +768,13 @@ class SmtpSink:
         if self.server:
             self.server.shutdown()
             self.server.server_close()
+            with self.lock:
+                live = list(self.live)
+            for c in live:
+                try:
+                    c.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
             self.thread.join(5)
             self.server = None
 

@@ -35,13 +35,30 @@
                     descriptors an idle smtpd holds, so smtpd starts only with
                     N >= 6 and then accept() succeeds.)
 
+  slowloris_*      SLOWLORIS (300; 1000 with SLOWLORIS=1000) connections that
+                    trickle one byte a second once they have their banner, half
+                    in an endless command line, half in DATA (after EHLO, MAIL,
+                    RCPT, DATA and the 354), with smtpd_timeout 5 s: every
+                    trickler is cut within 2 x smtpd_timeout + 5 s of its banner
+                    although bytes keep coming (the per-line and DATA deadlines
+                    are not reset by a byte), the pool stays <= 100, and a new
+                    client is served (220, 250 after DATA, delivered) within
+                    (ceil(N / 100) + 3) x (2 x smtpd_timeout + 1) + 15 s.
+  rss_auth_*        one session (AUTH without TLS allowed from loopback,
+                    smtpd_auth_failure_limit 1000, no failure delay): 6 rounds of
+                    40 failed AUTH PLAIN (wrong password, a 300-byte user name,
+                    bad base64, 535/501), VmRSS after round 6 within 256 KiB of
+                    round 1, then a correct AUTH succeeds in a new session.
+
 Not here: a per-client connection cap (tern has no smtpd_client_connection_count_limit
 yet: it needs state shared by the prefork children), RLIMIT_NPROC, repeated AUTH.
-Environment: IDLE_FLOOD, IDLE_WITHIN override the connection counts.
+Environment: IDLE_FLOOD, IDLE_WITHIN, SLOWLORIS override the connection counts.
 """
 
+import base64
 import math
 import os
+import selectors
 import resource
 import socket
 import subprocess
@@ -56,6 +73,7 @@ from tern_harness import RawSmtp, Results, Tern, log, prerequisites_or_fail, wai
 res = Results()
 IDLE_FLOOD = int(os.environ.get("IDLE_FLOOD", "600"))
 IDLE_WITHIN = int(os.environ.get("IDLE_WITHIN", "200"))
+SLOWLORIS = int(os.environ.get("SLOWLORIS", "300"))
 HZ = os.sysconf("SC_CLK_TCK")
 
 
@@ -443,6 +461,191 @@ def test_emfile():
         t.cleanup()
 
 
+class Trickler:
+    """count connections driven by one thread (selectors, non-blocking): each
+    waits for its banner, then sends one byte a second — half of them an
+    endless command line, half a message body after EHLO/MAIL/RCPT/DATA and
+    the 354.  Records per connection the time from banner to the server's
+    close, and the last reply line seen.  Bounded by seconds."""
+
+    def __init__(self, port, count, seconds):
+        self.port, self.count, self.seconds = port, count, seconds
+        self.conns = []
+        self.stop_flag = False
+        self.th = threading.Thread(target=self.run, daemon=True)
+
+    def open(self):
+        sel = selectors.DefaultSelector()
+        for i in range(self.count):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", self.port))
+            c = {"sock": s, "kind": "data" if i % 2 else "cmd", "state": "banner", "buf": b"",
+                 "banner_at": None, "closed_at": None, "last": ""}
+            self.conns.append(c)
+            sel.register(s, selectors.EVENT_READ, c)
+        self.sel = sel
+        self.th.start()
+
+    def on_lines(self, c):
+        while b"\n" in c["buf"]:
+            line, c["buf"] = c["buf"].split(b"\n", 1)
+            text = line.decode(errors="replace").strip()
+            c["last"] = text
+            if c["state"] == "banner" and text.startswith("220 "):
+                c["banner_at"] = time.monotonic()
+                if c["kind"] == "data":
+                    c["state"] = "preamble"
+                    self.safe_send(c, b"EHLO slow.test\r\nMAIL FROM:<slow@client.test>\r\n"
+                                      b"RCPT TO:<slow@localhost>\r\nDATA\r\n")
+                else:
+                    c["state"] = "trickle"
+            elif c["state"] == "preamble" and text.startswith("354"):
+                c["state"] = "trickle"
+                self.safe_send(c, b"Subject: slow\r\n\r\n")
+
+    def safe_send(self, c, data):
+        try:
+            c["sock"].send(data)
+        except OSError:
+            pass
+
+    def run(self):
+        end = time.monotonic() + self.seconds
+        next_tick = time.monotonic() + 1.0
+        while not self.stop_flag and time.monotonic() < end:
+            for key, _ in self.sel.select(timeout=0.2):
+                c = key.data
+                try:
+                    data = c["sock"].recv(4096)
+                except BlockingIOError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    c["closed_at"] = time.monotonic()
+                    self.sel.unregister(c["sock"])
+                    c["sock"].close()
+                    continue
+                c["buf"] += data
+                self.on_lines(c)
+            if time.monotonic() >= next_tick:
+                next_tick += 1.0
+                for c in self.conns:
+                    if c["state"] == "trickle" and c["closed_at"] is None:
+                        self.safe_send(c, b"x" if c["kind"] == "data" else b"N")
+
+    def close(self):
+        self.stop_flag = True
+        self.th.join(10)
+        for c in self.conns:
+            if c["closed_at"] is None:
+                try:
+                    c["sock"].close()
+                except OSError:
+                    pass
+
+
+def test_slowloris():
+    timeout_s = 5
+    t = Tern(name="slowloris", conf={"smtpd_timeout": "%ds" % timeout_s})
+    res.on_fail.append(t.diagnostics)
+    rounds = math.ceil((SLOWLORIS + 1) / 100.0) + 3
+    tr = Trickler(t.port, SLOWLORIS, rounds * (2 * timeout_s + 1) + 60)
+    try:
+        t.start()
+        with Sampler(t) as smp:
+            tr.open()
+            time.sleep(2.0)
+            started = time.monotonic()
+            bound = rounds * (2 * timeout_s + 1) + 15
+            banner, final, attempts = send_one(t.port, "loris", started + bound, 3 * (2 * timeout_s + 1))
+            served = time.monotonic() - started
+            trickling = sum(1 for c in tr.conns if c["state"] == "trickle" and c["closed_at"] is None)
+            # Let every trickler get its turn and its cut (bounded).
+            wait_for(lambda: all(c["closed_at"] for c in tr.conns), bound + 30, 0.5)
+        for c in [c for c in tr.conns if c["banner_at"] and not c["closed_at"]][:5]:
+            sp = pid_serving(t, c["sock"])
+            log("slowloris: still open after %.1fs: %s, state %s, last reply %r; server side held by smtpd %s (%s)"
+                % (time.monotonic() - c["banner_at"], c["kind"], c["state"], c["last"], sp,
+                   (t.processes().get(sp) if sp else "-")))
+        tr.close()
+        got_banner = [c for c in tr.conns if c["banner_at"]]
+        held = [c["closed_at"] - c["banner_at"] for c in got_banner if c["closed_at"]]
+        longest = max(held) if held else None
+        cut_421 = sum(1 for c in got_banner if c["last"].startswith("421"))
+        kinds = {k: sum(1 for c in got_banner if c["kind"] == k and c["state"] == "trickle") for k in ("cmd", "data")}
+        log("slowloris: %d connections, %d got a banner (trickling in commands %d, in DATA %d), %d ended with "
+            "421, longest hold %.1fs; %d trickling when the new client came; it was served after %.1fs "
+            "(%d attempt(s), bound %ds); max smtpd %d"
+            % (len(tr.conns), len(got_banner), kinds["cmd"], kinds["data"], cut_421,
+               longest or -1, trickling, served, attempts, bound, smp.max))
+        res.check("slowloris_served", banner == 220 and final == 250 and served <= bound,
+                  "new client: banner %s, end of DATA %s after %.1fs (bound %ds)" % (banner, final, served, bound))
+        res.check("slowloris_delivered", t.wait_mail("loris", 1, 20), "message not delivered")
+        res.check("slowloris_cut", got_banner and len(held) == len(got_banner) and longest <= 2 * timeout_s + 5
+                  and kinds["cmd"] > 0 and kinds["data"] > 0,
+                  "%d of %d trickling sessions ended; longest %.1fs (bound %ds); trickled cmd %d data %d"
+                  % (len(held), len(got_banner), longest or -1, 2 * timeout_s + 5, kinds["cmd"], kinds["data"]))
+        res.check("slowloris_pool", 0 < smp.max <= 100, "%d smtpd processes at once (process_limit 100)" % smp.max)
+        mp = t.master_pid()
+        res.check("slowloris_master_alive", mp and os.path.exists("/proc/%d" % mp) and not abnormal_exits(t),
+                  "master gone or smtpd died: %s" % abnormal_exits(t)[:3])
+    finally:
+        tr.close()
+        t.stop()
+        t.cleanup()
+
+
+def test_rss_auth():
+    t = Tern(name="rssauth", conf={"smtpd_timeout": "60s", "smtpd_sasl_auth_enable": "yes",
+                                   "smtpd_sasl_plaintext_loopback": "yes", "smtpd_auth_failure_limit": "1000",
+                                   "smtpd_auth_failure_delay": "0s", "smtpd_hard_error_limit": "1000"})
+    t.conf["smtpd_sasl_password_maps"] = h.make_passwords(t.dir, {"alice": "correct horse"})
+    t.write_conf()
+    res.on_fail.append(t.diagnostics)
+    try:
+        t.start()
+        c = RawSmtp(t.port, timeout=60)
+        try:
+            assert c.reply()[0] == 220
+            code, lines = c.cmd("EHLO client.test")
+            assert code == 250 and any("AUTH" in l for l in lines), "AUTH not offered: %s" % lines
+            pid = pid_serving(t, c.sock)
+            assert pid, "cannot find the smtpd serving the session"
+            rss, codes = [], set()
+            big = "u" * 300
+            for rnd in range(6):
+                for i in range(40):
+                    if i % 4 == 3:
+                        arg = "%%%%%%not-base64%d" % i
+                    else:
+                        user = big if i % 4 == 2 else "alice"
+                        arg = base64.b64encode(("\0%s\0wrong%d" % (user, i)).encode()).decode()
+                    codes.add(c.cmd("AUTH PLAIN " + arg)[0])
+                rss.append(vm_rss_kib(pid))
+            last = c.cmd("NOOP")[0]
+        finally:
+            c.close()
+        c = RawSmtp(t.port, timeout=60)
+        try:
+            c.reply()
+            c.cmd("EHLO client.test")
+            ok = c.cmd("AUTH PLAIN " + base64.b64encode(b"\0alice\0correct horse").decode())[0]
+        finally:
+            c.close()
+        log("rss_auth: smtpd %s VmRSS per round of 40 failed AUTH %s KiB; replies %s; then AUTH %s"
+            % (pid, rss, sorted(codes), ok))
+        res.check("rss_auth_growth", None not in rss and rss[-1] - rss[0] <= 256,
+                  "VmRSS %s KiB (round 1 -> 6 grew %s KiB, limit 256)"
+                  % (rss, None if None in rss else rss[-1] - rss[0]))
+        res.check("rss_auth_session", last == 250 and codes <= {535, 501, 500} and 535 in codes and ok == 235,
+                  "replies %s, NOOP after 240 failures %s, correct AUTH afterwards %s" % (sorted(codes), last, ok))
+    finally:
+        t.stop()
+        t.cleanup()
+
+
 def guard(name, fn):
     """Run one test; an exception (not a failed check) is one FAIL."""
     try:
@@ -464,6 +667,11 @@ def main():
         guard("flood_within", test_flood_within)
     guard("rss_flat", test_rss_flat)
     guard("emfile", test_emfile)
+    if raise_nofile(SLOWLORIS + 256) < SLOWLORIS + 64:
+        res.skip("slowloris", "RLIMIT_NOFILE hard limit too low")
+    else:
+        guard("slowloris", test_slowloris)
+    guard("rss_auth", test_rss_auth)
     res.exit()
 
 

@@ -191,7 +191,7 @@ def main():
         "small.test": Sink(ext=["PIPELINING", "SIZE 100"]),
         "drop.test": Sink(drop_in_data=True),
         "stall.test": Sink(stall=6),
-        "reuse.test": Sink(),
+        "reuse.test": Sink(rcpt={"refused@reuse.test": "550 5.1.1 no such user"}),
         "both.test": Sink(),
     }
     dns_port = free_udp_port()
@@ -278,6 +278,9 @@ def send_all(t, res, sinks):
     submit(t, ["u@both.test"], b"Subject: both\r\n\r\nx\r\n")
     for i in range(3):
         submit(t, ["r%d@reuse.test" % i], b"Subject: reuse %d\r\n\r\nx\r\n" % i)
+    submit(t, ["refused@reuse.test"], b"Subject: refused\r\n\r\nx\r\n")
+    for i in range(3, 5):
+        submit(t, ["r%d@reuse.test" % i], b"Subject: reuse %d\r\n\r\nx\r\n" % i)
 
     ok = mx.messages and wait_for(lambda: mx.messages, 1) or wait_for(lambda: mx.messages, 15)
     res.check("mx_delivered", ok, "nothing arrived at the MX sink")
@@ -324,13 +327,28 @@ def send_all(t, res, sinks):
               "no timeout deferral")
     res.check("implicit_mx_a_aaaa", wait_for(lambda: sinks["both.test"].messages, 15), "both.test not delivered")
     reuse = sinks["reuse.test"]
-    got = wait_for(lambda: len(reuse.messages) >= 3, 20)
-    res.check("reuse_all_delivered", got, "%d of 3" % len(reuse.messages))
+    got = wait_for(lambda: len(reuse.messages) >= 5, 20)
+    res.check("reuse_all_delivered", got, "%d of 5" % len(reuse.messages))
     if got:
-        # Reuse needs the queue manager to send the next request on the same
-        # agent connection while the first is being delivered or just done.
-        res.check("reuse_one_connection", reuse.connections < 3, "%d connections for 3 messages" % reuse.connections)
-        res.check("reuse_rset", b"RSET\r\n" in b"".join(reuse.raw), "no RSET between messages")
+        # The queue manager keeps idle agent connections for a moment and
+        # send keeps its SMTP session: one or two connections for 6 messages.
+        res.check("reuse_one_connection", reuse.connections < 4, "%d connections for 6 messages" % reuse.connections)
+        # A completed transaction needs no RSET; one left open (its only
+        # recipient refused) gets RSET before the next MAIL on that connection.
+        after_dot, open_rset = [], []
+        for raw in reuse.raw:
+            lines = raw.split(b"\r\n")
+            for k, l in enumerate(lines):
+                if l == b"." and k + 1 < len(lines) and lines[k + 1]:
+                    after_dot.append(lines[k + 1][:4].upper())
+                if l.upper().startswith(b"RCPT TO:<REFUSED@"):
+                    later = [x[:4].upper() for x in lines[k + 1:] if x[:4].upper() in (b"MAIL", b"RSET", b"QUIT")]
+                    if later and later[0] != b"QUIT":
+                        open_rset.append(later[0])
+        res.check("reuse_no_rset_after_data", after_dot and b"RSET" not in after_dot,
+                  "commands after '.': %r" % after_dot)
+        res.check("reuse_rset_after_open_transaction", all(x == b"RSET" for x in open_rset),
+                  "after the refused transaction: %r" % open_rset)
 
 
 if __name__ == "__main__":
