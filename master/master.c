@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "master.h"
@@ -185,6 +186,13 @@ static struct child *find_child(pid_t pid)
 	return NULL;
 }
 
+/* Seconds on the monotonic clock: throttling and child ages must not
+ * stretch or shrink when the wall clock is stepped. */
+static time_t mono_now(void)
+{
+	return (time_t)(clock_ms() / 1000);
+}
+
 static void start_child(struct service *s, const struct master_opts *o, time_t now)
 {
 	int slot = -1;
@@ -323,7 +331,7 @@ static void stop_all(void)
 	while (nchildren > 0) {
 		long ms;
 
-		reap(time(NULL));
+		reap(mono_now());
 		clock_gettime(CLOCK_MONOTONIC, &now);
 		ms = (now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000;
 		if (ms > STOP_GRACE_MS) {
@@ -333,7 +341,7 @@ static void stop_all(void)
 				kill(children[i].pid, SIGKILL);
 			}
 			while (nchildren > 0 && waitpid(-1, NULL, 0) > 0)
-				reap(time(NULL));
+				reap(mono_now());
 			break;
 		}
 		poll(NULL, 0, 20);
@@ -572,7 +580,7 @@ int master_run(const struct master_opts *o)
 	log_info("tern starting: queue %s, %d service(s)", cf.queue_directory, n);
 
 	for (;;) {
-		time_t now = time(NULL);
+		time_t now = mono_now();
 		enum master_event ev;
 
 		maintain(o, now);
@@ -587,7 +595,7 @@ int master_run(const struct master_opts *o)
 		}
 		if (poll(pfd, (nfds_t)n, next_timeout(now)) < 0 && errno != EINTR)
 			log_fatal("poll: %s", strerror(errno));
-		now = time(NULL);
+		now = mono_now();
 		/* Reap before reading status, and status before forking, so
 		 * idle counts are right when maintain() looks at them. */
 		ev = handle_signals(now);

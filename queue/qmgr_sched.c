@@ -610,6 +610,7 @@ int sched_dispatch(void)
 						 dd->reason);
 					j->next = failed;
 					failed = j;
+					d->active++; /* pinned until its job_done below */
 				}
 				d->tail = NULL;
 			} else if (d->head && d->active < d->limit && agent_active[agent] < cf.default_process_limit &&
@@ -630,6 +631,7 @@ int sched_dispatch(void)
 					snprintf(j->why, sizeof(j->why), "delivery agent unavailable");
 					j->next = failed;
 					failed = j;
+					d->active++; /* pinned until its job_done below */
 				}
 				progress = 1;
 				rr_next = next; /* the next round starts after d */
@@ -641,6 +643,7 @@ int sched_dispatch(void)
 		struct job *j = failed;
 
 		failed = j->next;
+		j->dest->active--; /* unpinned: the last job_done may free the destination */
 		job_done(j, j->why);
 	}
 	return ninflight;

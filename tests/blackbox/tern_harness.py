@@ -246,7 +246,7 @@ def prerequisites_or_fail(res, name):
 VALGRIND_ARGS = ["--tool=memcheck", "--error-exitcode=99", "--leak-check=full",
                  "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
                  "--track-origins=yes", "--track-fds=no", "--child-silent-after-fork=no",
-                 "--trace-children=no", "--num-callers=30"]
+                 "--trace-children=no", "--num-callers=30", "--vgdb=no"]
 
 
 def valgrind_wrappers(base):
