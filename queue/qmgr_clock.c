@@ -43,6 +43,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -100,6 +101,29 @@ static int private_dir(void)
 	return fd;
 }
 
+/* "J DELTA BEFORE AFTER\n": three decimal numbers; 0, or -1 when malformed. */
+static int parse_jump(const char *line, struct jump *j)
+{
+	long long *v[3] = { &j->delta, &j->before, &j->after };
+	const char *p = line;
+	char *end;
+	int i;
+
+	if (p[0] != 'J' || p[1] != ' ')
+		return -1;
+	p += 2;
+	for (i = 0; i < 3; i++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		errno = 0;
+		*v[i] = strtoll(p, &end, 10);
+		if (errno || end == p || (*end != ' ' && *end != '\n' && *end != '\0'))
+			return -1;
+		p = *end == ' ' ? end + 1 : end;
+	}
+	return *p == '\n' || *p == '\0' ? 0 : -1;
+}
+
 static void journal_load(void)
 {
 	char line[128];
@@ -123,8 +147,7 @@ static void journal_load(void)
 		return;
 	}
 	while (njumps < QCLOCK_MAX && fgets(line, sizeof(line), f)) {
-		if (sscanf(line, "J %lld %lld %lld", &j.delta, &j.before, &j.after) == 3 && j.delta > 0 &&
-		    j.after - j.before == j.delta)
+		if (parse_jump(line, &j) == 0 && j.delta > 0 && j.after - j.before == j.delta)
 			jumps[njumps++] = j;
 		else
 			log_warning("clock journal: ignoring a malformed line");
