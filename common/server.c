@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <sys/epoll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "privs.h"
@@ -166,29 +168,64 @@ static void report(int state)
 	}
 }
 
+/*
+ * The listener is watched through one epoll descriptor per process with
+ * EPOLLEXCLUSIVE: a new connection wakes one idle child, not every idle
+ * child of the pool (with poll() each connection woke all of them and all
+ * but one found nothing to accept: at 20 sessions that was most of the
+ * context switches of a message).  A wake-up the kernel did not deliver
+ * costs at most LISTEN_TICK_MS.  Without epoll (EMFILE at the first wait)
+ * the child polls as before.
+ */
+#define LISTEN_TICK_MS 1000
+static int listen_epoll = -1;
+static int listen_epoll_tried;
+
+static int wait_readable(int timeout_ms)
+{
+	if (!listen_epoll_tried) {
+		listen_epoll_tried = 1;
+		listen_epoll = epoll_create1(EPOLL_CLOEXEC);
+		if (listen_epoll >= 0) {
+			struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE };
+
+			if (epoll_ctl(listen_epoll, EPOLL_CTL_ADD, MASTER_LISTEN_FD, &ev) < 0) {
+				close(listen_epoll);
+				listen_epoll = -1;
+			}
+		}
+	}
+	if (listen_epoll >= 0) {
+		struct epoll_event ev;
+
+		return epoll_wait(listen_epoll, &ev, 1, timeout_ms);
+	}
+	struct pollfd pfd = { MASTER_LISTEN_FD, POLLIN, 0 };
+	return poll(&pfd, 1, timeout_ms);
+}
+
 /* Wait for a connection; -1 on idle timeout or termination. */
 static int wait_accept(struct sockaddr_storage *ss, socklen_t *len)
 {
-	struct pollfd pfd = { MASTER_LISTEN_FD, POLLIN, 0 };
-	int timeout = cf.max_idle > 0 ? (int)cf.max_idle * 1000 : -1;
+	long long deadline = cf.max_idle > 0 ? clock_ms() + cf.max_idle * 1000 : -1;
 
 	for (;;) {
+		long long left = deadline < 0 ? LISTEN_TICK_MS : deadline - clock_ms();
 		int n, fd;
 
-		if (server_terminating)
+		if (server_terminating || left <= 0)
 			return -1;
-		n = poll(&pfd, 1, timeout);
+		n = wait_readable(left < LISTEN_TICK_MS ? (int)left : LISTEN_TICK_MS);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
-			log_fatal("poll listener: %s", strerror(errno));
-		if (n == 0)
-			return -1;
+			log_fatal("wait for the listener: %s", strerror(errno));
 		*len = sizeof(*ss);
+		/* Also after a tick without a wake-up: a connection may wait. */
 		fd = accept4(MASTER_LISTEN_FD, (struct sockaddr *)ss, len, SOCK_CLOEXEC);
 		if (fd >= 0)
 			return fd;
-		/* Another child won the race, or the client gave up. */
+		/* Nothing there, another child won the race, or the client gave up. */
 		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
 			continue;
 		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {

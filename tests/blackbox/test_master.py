@@ -232,7 +232,8 @@ def test_smtpd_fds(t):
                 out.append("smtpd[%d] fd 3 is %r, not the listener socket:[%s]" % (p, f.get(3), lino))
             if f.get(4) not in status_pipes:
                 out.append("smtpd[%d] fd 4 is %r, not a status pipe of the master" % (p, f.get(4)))
-            extra = {k: v for k, v in f.items() if k > 4}
+            # beyond 0-4 only its own epoll descriptor (common/server.c) may be open
+            extra = {k: v for k, v in f.items() if k > 4 and v != "anon_inode:[eventpoll]"}
             if extra:
                 out.append("smtpd[%d] has fds above 4: %s" % (p, extra))
         return out
