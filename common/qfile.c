@@ -19,6 +19,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "dirsync.h"
 #include "lineread.h"
 #include "log.h"
 #include "qfile.h"
@@ -179,7 +180,9 @@ static void writer_close(struct qf_writer *w)
 		close(w->dirfd_tmp);
 	if (w->dirfd_incoming >= 0)
 		close(w->dirfd_incoming);
-	w->fd = w->dirfd_tmp = w->dirfd_incoming = -1;
+	if (w->syncfd >= 0)
+		close(w->syncfd);
+	w->fd = w->dirfd_tmp = w->dirfd_incoming = w->syncfd = -1;
 	buf_free(&w->out);
 }
 
@@ -261,11 +264,12 @@ static int claim_recycled(const char *queue_dir, int dirfd_tmp, const char *qid)
 			recycle_next = recycle_n;
 			break;
 		}
-		/* Ours alone (one link, our uid, a plain file) before it is
-		 * emptied: a file with a second name is never truncated. */
+		/* Ours alone (one link, our uid, a plain file, small): its
+		 * bytes are overwritten and the commit cuts it to length, so a
+		 * file with a second name is never written. */
 		fd = openat(dirfd_tmp, qid, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-		    st.st_uid == geteuid() && ftruncate(fd, 0) == 0 && futimens(fd, NULL) == 0)
+		    st.st_uid == geteuid() && st.st_size <= QF_RECYCLE_KEEP && futimens(fd, NULL) == 0)
 			break;
 		if (fd >= 0)
 			close(fd);
@@ -283,13 +287,14 @@ int qf_recycle(int dirfd, const char *name, int fd, int tmp_fd, int recycle_fd, 
 
 	if (fd < 0)
 		fd = own = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	/* Only a plain file with this one name is kept.  It is emptied under a
-	 * name in tmp/ that nobody claims, and only then offered in recycle/:
-	 * emptied after the offer, it could be a new message by then. */
+	/* Only a plain file with this one name is kept.  A large one is emptied
+	 * under a name in tmp/ that nobody claims, and only then offered in
+	 * recycle/: emptied after the offer, it could be a new message by then. */
 	if (recycle_fd >= 0 && tmp_fd >= 0 && *count < QF_RECYCLE_MAX && recycle_name_ok(name) && fd >= 0 &&
 	    fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
 	    renameat(dirfd, name, tmp_fd, name) == 0) {
-		if (ftruncate(fd, 0) == 0 && renameat(tmp_fd, name, recycle_fd, name) == 0) {
+		if ((st.st_size <= QF_RECYCLE_KEEP || ftruncate(fd, 0) == 0) &&
+		    renameat(tmp_fd, name, recycle_fd, name) == 0) {
 			(*count)++;
 			ok = 1;
 		} else if (unlinkat(tmp_fd, name, 0) == 0 || errno == ENOENT) {
@@ -309,7 +314,7 @@ int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *en
 	int saved;
 
 	memset(w, 0, sizeof(*w));
-	w->fd = w->dirfd_tmp = w->dirfd_incoming = -1;
+	w->fd = w->dirfd_tmp = w->dirfd_incoming = w->syncfd = -1;
 	buf_init(&w->out, QF_WRITE_CHUNK * 2);
 	queueid_new(w->qid);
 	memcpy(env->qid, w->qid, sizeof(env->qid));
@@ -324,7 +329,13 @@ int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *en
 	if ((w->dirfd_tmp = open_dir(queue_dir, QDIR_TMP)) < 0 ||
 	    (w->dirfd_incoming = open_dir(queue_dir, QDIR_INCOMING)) < 0)
 		goto fail;
+	int pfd = open_dir(queue_dir, QDIR_PRIVATE);
+	if (pfd >= 0) {
+		w->syncfd = dirsync_open_state(pfd, QF_SYNC_STATE); /* -1: fsync alone */
+		close(pfd);
+	}
 	w->fd = claim_recycled(queue_dir, w->dirfd_tmp, w->qid);
+	w->recycled = w->fd >= 0;
 	if (w->fd < 0)
 		w->fd = openat(w->dirfd_tmp, w->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (w->fd < 0)
@@ -390,11 +401,14 @@ int qfw_commit(struct qf_writer *w)
 			errno = EIO;
 		goto fail;
 	}
+	/* A recycled file may hold the end of an older, longer message. */
+	if (w->recycled && ftruncate(w->fd, (off_t)(w->content_off + w->content_len)) < 0)
+		goto fail;
 	if (fsync(w->fd) < 0)
 		goto fail;
 	if (renameat(w->dirfd_tmp, w->qid, w->dirfd_incoming, w->qid) < 0)
 		goto fail;
-	if (fsync(w->dirfd_incoming) < 0) {
+	if (dirsync_fsync(w->dirfd_incoming, w->syncfd) < 0) {
 		/* The name may not be durable: take the message back so that
 		 * what the client is told (an error) stays true.  If the queue
 		 * manager already took it, it is delivered anyway and the

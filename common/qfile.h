@@ -47,14 +47,19 @@
  * with pwrite; the caller fsyncs once per batch.
  *
  * Durability (the promise behind every 250): qfw_commit writes the file in
- * tmp/, fsyncs it, renames it into incoming/QUEUEID and fsyncs incoming/.
+ * tmp/, fsyncs it, renames it into incoming/QUEUEID and fsyncs incoming/
+ * (an fsync that began after the rename, possibly another session's:
+ * dirsync.h).
  * Only after qfw_commit returned 0 may the sender be told the message is
  * queued.
  *
  * Recycling: the queue manager does not unlink a finished message; it
  * renames the file into recycle/ and empties it (qf_recycle), and qfw_begin
  * claims such a file (rename recycle/NAME -> tmp/QUEUEID) before it creates
- * a new one.  A queue then frees and allocates no inode per message.  That
+ * a new one.  A queue then frees and allocates no inode per message, and a
+ * file of up to QF_RECYCLE_KEEP bytes keeps its blocks too: the next
+ * message overwrites them and the commit cuts the file to its length, so
+ * ext4 neither allocates blocks nor converts unwritten extents for it.  That
  * matters on ext4 without a journal, which will not reuse an inode freed in
  * the last minute or more and scans past every such inode on each create:
  * at a thousand messages a second, creating a file cost 0.3 ms and more
@@ -99,6 +104,7 @@ enum qf_state {
 #define QDIR_MAILDROP "maildrop"
 #define QDIR_PRIVATE "private"
 #define QDIR_PUBLIC "public" /* public/pickup: postdrop's wake-up socket (issue 8) */
+#define QF_SYNC_STATE "incoming.sync" /* in private/: group commit of incoming/'s fsync */
 #define QDIR_RECYCLE "recycle" /* finished queue files, emptied, for the next message (qf_recycle) */
 
 struct qf_rcpt {
@@ -147,6 +153,8 @@ struct qf_writer {
 	struct buf out;             /* write-behind buffer for content */
 	int failed;                 /* a write already failed: errno in saved_errno */
 	int saved_errno;
+	int recycled;               /* a claimed file: old bytes past the end until the commit */
+	int syncfd;                 /* private/QF_SYNC_STATE: incoming/'s shared fsync (dirsync.h) */
 };
 
 /*
@@ -157,6 +165,7 @@ struct qf_writer {
 int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *env);
 
 #define QF_RECYCLE_MAX 4096
+#define QF_RECYCLE_KEEP 65536 /* larger finished files are emptied when recycled */
 /* A finished message: dirfd/name (open as fd, or -1) is moved to tmp/
  * (tmp_fd), emptied there and moved on into recycle/ (recycle_fd); it is
  * unlinked instead when recycle/ is full, it has another link, or a step

@@ -28,6 +28,7 @@
 
 #include "clock.h"
 #include "conf.h"
+#include "dirsync.h"
 #include "log.h"
 #include "master.h"
 #include "privs.h"
@@ -148,6 +149,12 @@ static void prepare_queue(void)
 
 	if (qf_make_dirs(cf.queue_directory) < 0)
 		log_fatal("queue_directory %s: %s", cf.queue_directory, strerror(errno));
+	/* The group-commit counters of a previous run mean nothing now. */
+	snprintf(path, sizeof(path), "%s/%s", cf.queue_directory, QDIR_PRIVATE);
+	int pfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0 || dirsync_reset(pfd, QF_SYNC_STATE) < 0)
+		log_fatal("%s/%s: %s", path, QF_SYNC_STATE, strerror(errno));
+	close(pfd);
 	/* Virtual mailboxes are written as mail_owner. */
 	if (*cf.local_mailbox_base) {
 		if (mkdir(cf.local_mailbox_base, 0700) < 0 && errno != EEXIST)

@@ -423,21 +423,26 @@ static off_t size_of(const char *sub, const char *name)
 	return st.st_size;
 }
 
-/* A finished file goes to recycle/ emptied, and the next message is written
- * into that very inode (no inode freed or allocated). */
+/* A finished file goes to recycle/ (a small one with its blocks), and the
+ * next message is written into that very inode (no inode freed or
+ * allocated), cut to its own length at the commit. */
 START_TEST(recycle_reuses_inode)
 {
 	struct qf_envelope e, r;
-	char err[256] = "";
+	char err[256] = "", old[3001];
 	struct stat st;
 	int afd = sub_fd(QDIR_ACTIVE), tfd = sub_fd(QDIR_TMP), rfd = sub_fd(QDIR_RECYCLE), fd, count = 0;
-	ino_t ino = put_file(QDIR_ACTIVE, "6B0C00000000000000A1", "an old message, delivered\n");
+	ino_t ino;
 
+	memset(old, 'x', sizeof(old) - 1);
+	old[sizeof(old) - 1] = '\0';
+	ino = put_file(QDIR_ACTIVE, "6B0C00000000000000A1", old);
 	ck_assert_int_eq(qf_recycle(afd, "6B0C00000000000000A1", -1, tfd, rfd, &count), 0);
 	ck_assert_int_eq(count, 1);
 	ck_assert_int_eq(count_entries(QDIR_ACTIVE), 0);
+	ck_assert_int_eq(count_entries(QDIR_TMP), 0);
 	ck_assert_int_eq(count_entries(QDIR_RECYCLE), 1);
-	ck_assert_int_eq(size_of(QDIR_RECYCLE, "6B0C00000000000000A1"), 0);
+	ck_assert_int_eq(size_of(QDIR_RECYCLE, "6B0C00000000000000A1"), (off_t)strlen(old));
 
 	write_message(&e);
 	ck_assert_int_eq(count_entries(QDIR_RECYCLE), 0);
@@ -449,6 +454,7 @@ START_TEST(recycle_reuses_inode)
 	ck_assert_int_eq(st.st_mode & 07777, 0600);
 	ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "qf_read: %s", err);
 	ck_assert_uint_eq(r.content_len, sizeof(body) - 1);
+	ck_assert_int_eq(st.st_size, (off_t)(r.content_off + r.content_len));
 	qf_envelope_free(&r);
 	qf_envelope_free(&e);
 	close(fd);
@@ -502,6 +508,27 @@ START_TEST(recycle_never_truncates_a_linked_file)
 }
 END_TEST
 
+/* A finished file larger than QF_RECYCLE_KEEP is emptied before it is
+ * offered: recycle/ holds inodes, not big mail. */
+START_TEST(recycle_empties_large)
+{
+	int afd = sub_fd(QDIR_ACTIVE), tfd = sub_fd(QDIR_TMP), rfd = sub_fd(QDIR_RECYCLE), count = 0;
+	char *big = malloc(QF_RECYCLE_KEEP + 2);
+
+	ck_assert_ptr_nonnull(big);
+	memset(big, 'y', QF_RECYCLE_KEEP + 1);
+	big[QF_RECYCLE_KEEP + 1] = '\0';
+	put_file(QDIR_ACTIVE, "6B0C00000000000000D1", big);
+	free(big);
+	ck_assert_int_eq(qf_recycle(afd, "6B0C00000000000000D1", -1, tfd, rfd, &count), 0);
+	ck_assert_int_eq(count_entries(QDIR_RECYCLE), 1);
+	ck_assert_int_eq(size_of(QDIR_RECYCLE, "6B0C00000000000000D1"), 0);
+	close(afd);
+	close(tfd);
+	close(rfd);
+}
+END_TEST
+
 /* recycle/ is bounded: at QF_RECYCLE_MAX a finished file is removed. */
 START_TEST(recycle_bounded)
 {
@@ -535,6 +562,7 @@ static Suite *qfile_suite(void)
 	tcase_add_test(tc, trailer_rejects_bad_records);
 	tcase_add_test(tc, recycle_reuses_inode);
 	tcase_add_test(tc, recycle_never_truncates_a_linked_file);
+	tcase_add_test(tc, recycle_empties_large);
 	tcase_add_test(tc, recycle_bounded);
 	suite_add_tcase(s, tc);
 	return s;
