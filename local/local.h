@@ -178,6 +178,19 @@ int local_requeue(const struct deliver_request *r, const struct local_msg *msg, 
 /* Timeout for a delivery child, seconds (covers command_time_limit). */
 long local_child_timeout(void);
 
+/* Drop to uid/gid (and pw_name's groups) for good; fatal when not done. */
+void local_become(uid_t uid, gid_t gid, const char *pw_name);
+/* Set rc from a result a delivery process sent (ok: one was received):
+ * a status whose class disagrees with its DSN, or none, is 4.3.0. */
+void local_apply_result(struct deliver_rcpt *rc, int ok, int status, char *dsn, size_t dsnsize, char *text,
+			size_t textsize);
+
+/* local_worker.c: Maildir deliveries to another uid through a process kept
+ * for that uid.  0 when rc has the result; -1 when no worker could be had
+ * and nothing was attempted (the caller forks a child as before). */
+int local_worker_deliver(const struct local_dest *d, const struct local_msg *msg, const char *sender,
+			 struct deliver_rcpt *rc);
+
 /* ---- the service (local_serve.c) ---- */
 
 /* Log one Postfix-shaped result line for address (orig_to when it came

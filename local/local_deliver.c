@@ -18,7 +18,11 @@
  * Loop detection (Delivered-To: already naming this recipient) happens
  * here, before any mailbox is touched.
  *
- * Public: local_deliver_dest, local_read_file_as, local_child_timeout.
+ * A Maildir delivery to another uid goes to a worker kept for that uid
+ * instead (local_worker.c); if none can be had, a child is forked as above.
+ *
+ * Public: local_deliver_dest, local_read_file_as, local_child_timeout,
+ * local_become, local_apply_result.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -73,7 +77,7 @@ static void deliver_as_self(const struct local_dest *d, const struct local_msg *
 }
 
 /* Become uid/gid for good; the check after privs_drop is belt and braces. */
-static void become(uid_t uid, gid_t gid, const char *pw_name)
+void local_become(uid_t uid, gid_t gid, const char *pw_name)
 {
 	privs_drop(uid, gid, NULL, pw_name && *pw_name ? pw_name : NULL);
 	if (geteuid() == 0 || getuid() == 0 || uid == 0 || setuid(0) == 0)
@@ -86,7 +90,7 @@ __attribute__((noreturn)) static void child_main(int wfd, const struct local_des
 	struct deliver_rcpt rc = *orig;
 	struct child_result res;
 
-	become(d->uid, d->gid, d->pw_name);
+	local_become(d->uid, d->gid, d->pw_name);
 	deliver_as_self(d, msg, sender, &rc);
 	memset(&res, 0, sizeof(res));
 	res.status = (int)rc.status;
@@ -175,19 +179,25 @@ static void deliver_in_child(const struct local_dest *d, const struct local_msg 
 	if (!reap(pid, !ok))
 		ok = 0;
 
+	if (!ok)
+		log_warning("delivery child %ld for %s failed or timed out", (long)pid, rc->address);
+	local_apply_result(rc, ok, res.status, res.dsn, sizeof(res.dsn), res.text, sizeof(res.text));
+}
+
+void local_apply_result(struct deliver_rcpt *rc, int ok, int status, char *dsn, size_t dsnsize, char *text,
+			size_t textsize)
+{
 	if (ok) {
-		res.dsn[sizeof(res.dsn) - 1] = '\0';
-		res.text[sizeof(res.text) - 1] = '\0';
-		int st = res.status;
-		char cls = res.dsn[0];
-		if ((st == DELIVER_OK && cls == '2') || (st == DELIVER_TEMP && cls == '4') ||
-		    (st == DELIVER_PERM && cls == '5')) {
-			deliver_set_result(rc, (enum deliver_status)st, res.dsn, "%s", res.text);
+		dsn[dsnsize - 1] = '\0';
+		text[textsize - 1] = '\0';
+		char cls = dsn[0];
+		/* The child runs as a user: its word is checked, not trusted. */
+		if ((status == DELIVER_OK && cls == '2') || (status == DELIVER_TEMP && cls == '4') ||
+		    (status == DELIVER_PERM && cls == '5')) {
+			deliver_set_result(rc, (enum deliver_status)status, dsn, "%s", text);
 			return;
 		}
-		log_warning("delivery child for %s sent an inconsistent result", rc->address);
-	} else {
-		log_warning("delivery child %ld for %s failed or timed out", (long)pid, rc->address);
+		log_warning("delivery process for %s sent an inconsistent result", rc->address);
 	}
 	deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "local delivery process failed");
 }
@@ -203,6 +213,8 @@ void local_deliver_dest(const struct local_dest *d, const struct local_msg *msg,
 		deliver_set_result(rc, DELIVER_PERM, "5.4.6", "mail forwarding loop for %s", rc->address);
 		return;
 	}
+	if (d->switch_user && d->kind == LOCAL_DEST_MAILDIR && local_worker_deliver(d, msg, sender, rc) == 0)
+		return;
 	if (d->switch_user)
 		deliver_in_child(d, msg, sender, rc);
 	else
@@ -318,7 +330,7 @@ int local_read_file_as(const struct local_ident *id, const char *path, struct bu
 	if (pid == 0) {
 		close(pfd[0]);
 		if (id->switch_user)
-			become(id->uid, id->gid, id->pw_name);
+			local_become(id->uid, id->gid, id->pw_name);
 		read_file_here(path, id->uid, pfd[1]);
 		_exit(0);
 	}

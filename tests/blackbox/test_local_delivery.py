@@ -7,6 +7,9 @@ at the end even on failure) and checks, through the real daemons:
                sink), owner-list becomes the envelope sender, :include:,
                postmaster, an alias cycle bounces 5.4.6, newaliases errors
   extension_*  a+ext@ reaches a's Maildir; EXTENSION reaches a command
+  maildir_worker_reused_as_user  three Maildir deliveries to one user: owned
+               by the user, at least two written by one kept worker process
+               (the P<pid> of the file names), which runs as the user
   forward_*    .forward with \\user and a pipe run as the user (uid/gid checked
                inside the command); ignored when a symlink, group writable, or
                owned by another user
@@ -189,6 +192,33 @@ def test_main():
             want = "Delivered-To: %s+lists@localhost" % a.pw_name
             assert wait_for(lambda: any(want in read(f) for f in maildir_files(a.pw_dir)), 15), "no " + want
         res.run("extension_delivery", extension)
+
+        def maildir_worker():
+            # Maildir deliveries to one owner go through one worker process
+            # kept for that uid (local/local_worker.c): the file names carry
+            # the writer's pid (P...) and its own counter (Q...).
+            before = set(maildir_files(c.pw_dir))
+            for i in range(3):
+                send(port, "%s@localhost" % c.pw_name, body="worker %d\n" % i)
+            assert wait_for(lambda: len(set(maildir_files(c.pw_dir)) - before) >= 3, 15), "not delivered"
+            new = sorted(set(maildir_files(c.pw_dir)) - before)
+            for f in new:
+                st = os.stat(f)
+                assert (st.st_uid, st.st_gid) == (c.pw_uid, c.pw_gid), "%s owned by %d:%d" % (f, st.st_uid, st.st_gid)
+                assert ("worker" in read(f)), f
+            pq = [re.search(r"\.M\d+P(\d+)Q(\d+)\.", os.path.basename(f)) for f in new]
+            assert all(pq), [os.path.basename(f) for f in new]
+            pids = [int(m.group(1)) for m in pq]
+            shared = max(pids.count(p) for p in pids)
+            assert shared >= 2, "every delivery had its own process: %s" % [os.path.basename(f) for f in new]
+            w = max(set(pids), key=pids.count)
+            try:
+                with open("/proc/%d/status" % w) as fh:
+                    uids = [l.split()[1:3] for l in fh if l.startswith(("Uid:", "Gid:"))]
+                assert uids == [[str(c.pw_uid)] * 2, [str(c.pw_gid)] * 2], "worker %d runs as %s" % (w, uids)
+            except FileNotFoundError:
+                pass  # already gone after its idle time: the file owners above say enough
+        res.run("maildir_worker_reused_as_user", maildir_worker)
 
         def pipe_ok():
             send(port, "prog@localhost", body="piped body\n")
