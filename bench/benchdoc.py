@@ -189,57 +189,68 @@ Commands:
 
 ```sh
 perf record -e cpu-clock -F 1999 -a -g -o /tmp/perf.data -- sleep 3   # during a bench run
-perf report -i /tmp/perf.data --comm smtpd --sort sym --stdio --children -g none
-strace -f -qq -p PID...          # every process of a running instance, then counted per program
+perf report -i /tmp/perf.data --sort comm --stdio --no-children -g none
+perf script -i /tmp/perf.data --comm smtpd    # stacks, then counted by the syscall they are in
+strace -f -qq -p PID...                        # every process of a running instance
+vmstat 1                                       # idle and context switches during a run
 ```
 
-**The disk is not the limit on this machine; CPU is.**  `bench/fsync_ceiling.c`'s pattern (write
-4 KiB, fsync, rename, fsync the directory), measured again with 1, 8 and 20 writers on a quieter
-machine: about 1,800, 3,900 and 4,800 commits/s — three to four times what tern reaches.  Two group
-commit variants were measured in the same program and gave nothing here: one `syncfs()` per batch
-(leader/follower) 2,400/s at 20 writers, and one shared directory fsync per batch after each
-writer's own file fsync 3,900–4,800/s.  So tern keeps one file per message, fsynced with its
-directory before the 250, and no group commit was built: on this disk it would not raise the rate.
-With 20 sessions the machine is CPU-bound (two cores; at 1,100 msg/s about 1.8 ms of machine CPU
-per message, load generator and sink included).
+**With 20 sessions the machine is CPU-bound, and the CPU is in the kernel.**  During a relay run
+`vmstat` shows 1–2 % idle, 75 % system time.  The load generator and sink alone (smtp-source
+straight into smtp-sink, no MTA between) run at 3,600–4,500 msg/s for 0.34–0.45 ms of machine CPU
+per message; Postfix needs 3.2–3.9 ms per relayed message, tern about 1.1–1.5 ms.
 
-**The file system is ext4 without a journal** (`ext4_fsync_nojournal` in the profiles), and that
-made inode allocation the largest single cost.  Without a journal, ext4 will not reuse an inode
-freed in the last 60 s (more when its table block is dirty) and walks past every such inode on each
-create: a create costs 15 µs in a quiet directory and 280–340 µs after 5,000–10,000 deletions
-a few seconds earlier (a Python loop of `open(O_CREAT)` after `unlink`s).  A queue that creates and
-deletes a file per message at 1,000 msg/s keeps tens of thousands of inodes "recently deleted", and
-every Maildir on the same file system pays too: in one local-delivery profile `recently_deleted`
-was 14 % of all samples and 60 % of the local agent's.  tern now **recycles queue files**
-(queue/QUEUE.md): the queue manager empties a finished file and offers it in `recycle/`, and the
-next message claims it with a rename — no inode freed or allocated per message.  The benchmark
-removes its run directories only at the end, so one run's deleted tree does not slow the next run
-(of either server).
+**The disk's bandwidth is not the limit; its per-request cost is.**  `bench/fsync_ceiling.c`'s
+pattern (write 4 KiB, fsync, rename, fsync the directory) reaches about 1,800, 3,900 and 4,800
+commits/s with 1, 8 and 20 writers here, far above tern's rate.  But each fsync is several I/O
+submissions, and on this VM each submission is a trip to the hypervisor (`virtqueue_notify` →
+`iowrite16`): fsync was 24 % of smtpd's samples, `iowrite16` alone 11 %.  Hence the **group commit of
+`incoming/`'s fsync** (`common/dirsync.h`): a session whose rename came before another session's
+directory fsync began shares it — 0.35 directory fsyncs per message at 20 sessions, 1 with one
+session.  (A `syncfs()`-per-batch variant measured 2,400 commits/s at 20 writers in the same
+program, worse than plain fsyncs: it flushes everything on the file system.)
 
-**CPU per message and process** (relay, 3,000 × 5 KiB, 20 sessions, `max_use` raised so no
-process exits during the run, `/proc/PID/stat` before and after): smtpd 0.7–0.8 ms (nine tenths
-in the kernel: loopback TCP with its softirq work, the two fsyncs, poll), send 0.07–0.12 ms, the
-queue manager 0.1 ms, the master 0.02 ms.  Local delivery: the local agent 0.2 ms and its
-delivery children 0.6 ms (fork, the user switch, the Maildir create and its two fsyncs).  Process
-recycling does not matter: `max_use` 100 and 10,000 gave 930 and 927 msg/s.
+**The file system is ext4 without a journal** (`ext4_fsync_nojournal` in the profiles), which will
+not reuse an inode freed in the last minute and walks past every such inode on each create: a
+create costs 15 µs in a quiet directory and 280–340 µs after 5,000–10,000 deletions a few seconds
+earlier.  A queue that creates and deletes a file per message at 1,000 msg/s pays that on every
+message, and so does every Maildir on the same file system (`recently_deleted` was 60 % of the local
+agent's samples in one profile).  So tern **recycles queue files** (queue/QUEUE.md): a finished
+file goes to `recycle/` and the next message claims it; a small one keeps its blocks and is
+overwritten and cut to length, so neither an inode nor a block is allocated per message.  The
+benchmark removes its run directories only at the end, so one run's deleted tree does not slow
+the next run of either server.
 
-**Syscalls per relayed message at 20 sessions** (strace over every process): smtpd 69 (a new
-connection per message: accept, the client's reverse and forward lookup through `/etc/hosts`, 7
-replies, the queue file, 2 fsyncs, the trigger), queue manager 27, send 23, master 4.  Before this
-session the queue manager opened a new agent connection for most messages when it was not
-backlogged (send then also opened a new SMTP connection to the next hop, with EHLO and QUIT, per
-message), and send sent RSET after every message; both are gone (idle agent connections are parked
-for 2 s; RSET only after a transaction that was left open).
+**Context switches.**  About 45 per relayed message.  Three causes were removed: every idle smtpd
+woke for every connection (`poll` on the shared listener; now `epoll` with `EPOLLEXCLUSIVE` wakes
+one), the queue manager opened a new connection to an agent for most messages when it was not
+backlogged and send then opened a new SMTP session to the next hop with EHLO and QUIT (idle agent
+connections are now parked for 2 s and send keeps its session), and send sent RSET after every
+message (now only after a transaction left open).
+
+**Local delivery forked a child per message** to write the Maildir file as its owner: fork, exit
+and the copy-on-write faults between them were 44 % of the local agent's CPU.  A worker per owner
+(`local/local_worker.c`, the same privilege drop) now writes that owner's mail for a few seconds of
+traffic; the agent and its workers went from about 0.75 to 0.36 ms of CPU per message.
+
+**CPU per message and process** (relay, 6,000 × 5 KiB, 20 sessions, `/proc/PID/stat` before and
+after, `max_use` raised so no process exits during the run): smtpd 0.45–0.55 ms (nine tenths in
+the kernel: loopback TCP and its softirq work, fsync, rename, poll), send 0.1 ms, the queue
+manager 0.1 ms, the master 0.02 ms.  Process recycling does not matter (`max_use` 100 and 10,000
+gave the same rate).
 
 **What is left, ranked:**
 
-1. smtpd's per-connection kernel work (TCP accept/close and seven reply round trips are fixed by
-   the client; what tern adds: the peer-name lookup opening `/etc/hosts` twice, two queue
-   directories opened and closed per message, a new trigger socket per message, `getpid` per log
-   line).  A few percent each.
-2. Local delivery forks a child per delivery (privilege separation: the child runs as the
-   mailbox's owner); a per-user delivery process kept for a few seconds would save the fork/exit.
-3. Latency at low load is bounded below by the flushes on the path: three fsyncs before a message
-   appears in a Maildir (queue file, its directory, the Maildir file) against Postfix's two (Postfix
-   does not fsync directories); tern's promise keeps them.
+1. smtpd's two renames per message (claim from `recycle/` into `tmp/`, then into `incoming/`, 8 %
+   of its samples): a file could be claimed straight into `incoming/` and marked complete by a mode
+   bit at the commit, as Postfix marks its incoming files, at the price of a queue-manager change.
+2. smtpd's per-connection extras: the client's reverse and forward lookup opening `/etc/hosts`
+   twice, two queue directories opened per message, a new trigger socket per message, `getpid` per
+   log line.  A few percent together.
+3. Local delivery: two fsyncs per Maildir file (the file and `new/`), which concurrent workers of
+   one owner could share as smtpd sessions share `incoming/`'s; the Maildir create still meets
+   recently deleted inodes when anything else on the file system deletes files.
+4. Latency at low load is bounded below by the flushes on the path: three fsyncs before a message
+   appears in a Maildir (queue file, its directory, the Maildir file) against Postfix's two
+   (Postfix does not fsync directories); tern's promise keeps them.
 """
