@@ -203,6 +203,10 @@ int smtpd_bdat(struct smtpd_session *s, char *args);
 /* The forward-confirmed reverse name of the peer into name[size], or
  * "unknown".  ip is the address as smtpd shows it (IPv4-mapped unwrapped). */
 void smtpd_peername(const struct sockaddr *peer, socklen_t len, const char *ip, char *name, size_t size);
+/* The per-process cache of verified names behind smtpd_peername: 1 with
+ * name set when ip has an entry younger than a minute at now_ms. */
+int smtpd_peer_cache_get(const char *ip, long long now_ms, char *name, size_t size);
+void smtpd_peer_cache_put(const char *ip, const char *name, long long now_ms);
 /* Once per process (smtpd_init): map the service's scoreboard when the master
  * passed one (proto_master.h); without it no client is counted. */
 void smtpd_peer_init(void);

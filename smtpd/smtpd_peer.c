@@ -12,6 +12,12 @@
  * Postfix.  A name with anything but letters, digits, '-' and '.' is
  * refused, so it can go into a header or a log line as it is.
  *
+ * A process serves many sessions (max_use), often of the same few clients,
+ * so a verified name is kept for PEER_CACHE_TTL_MS in a small per-process
+ * cache: the same client reconnecting costs no lookups (with /etc/hosts,
+ * two opens and parses of the file per connection).  Failures are not kept:
+ * a DNS server that was down a moment ago may answer now.
+ *
  * Bounded: smtpd_init sets the resolver to one retry with a 2 s timeout
  * (RES_OPTIONS style, through _res), so a dead DNS server costs a session
  * a few seconds at most, not the glibc default of half a minute or more.
@@ -37,6 +43,7 @@
 #include <unistd.h>
 
 #include "cidr.h"
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "proto_master.h"
@@ -98,13 +105,57 @@ forward_confirms(const char *host, const char *ip)
 	return found;
 }
 
+#define PEER_CACHE_SIZE 8
+#define PEER_CACHE_TTL_MS 60000
+
+static struct {
+	char ip[INET6_ADDRSTRLEN];
+	char name[NI_MAXHOST];
+	long long at_ms; /* 0: empty */
+} peer_cache[PEER_CACHE_SIZE];
+
+int smtpd_peer_cache_get(const char *ip, long long now_ms, char *name, size_t size)
+{
+	int i;
+
+	for (i = 0; i < PEER_CACHE_SIZE; i++)
+		if (peer_cache[i].at_ms != 0 && now_ms - peer_cache[i].at_ms < PEER_CACHE_TTL_MS &&
+		    now_ms >= peer_cache[i].at_ms && strcmp(peer_cache[i].ip, ip) == 0)
+			return str_copy(name, size, peer_cache[i].name) < 0 ? 0 : 1;
+	return 0;
+}
+
+void smtpd_peer_cache_put(const char *ip, const char *name, long long now_ms)
+{
+	int i, slot = 0;
+
+	/* The same address again, else an empty or the oldest slot. */
+	for (i = 0; i < PEER_CACHE_SIZE; i++) {
+		if (strcmp(peer_cache[i].ip, ip) == 0 && peer_cache[i].at_ms != 0) {
+			slot = i;
+			break;
+		}
+		if (peer_cache[i].at_ms < peer_cache[slot].at_ms)
+			slot = i;
+	}
+	if (str_copy(peer_cache[slot].ip, sizeof(peer_cache[slot].ip), ip) < 0 ||
+	    str_copy(peer_cache[slot].name, sizeof(peer_cache[slot].name), name) < 0) {
+		peer_cache[slot].at_ms = 0;
+		return;
+	}
+	peer_cache[slot].at_ms = now_ms > 0 ? now_ms : 1;
+}
+
 void
 smtpd_peername(const struct sockaddr *peer, socklen_t len, const char *ip, char *name, size_t size)
 {
 	char host[NI_MAXHOST];
+	long long now = clock_ms();
 
 	str_copy(name, size, "unknown");
 	if (!cf.smtpd_peername_lookup || peer == NULL)
+		return;
+	if (smtpd_peer_cache_get(ip, now, name, size))
 		return;
 	if (getnameinfo(peer, len, host, sizeof(host), NULL, 0, NI_NAMEREQD) != 0)
 		return;
@@ -112,6 +163,8 @@ smtpd_peername(const struct sockaddr *peer, socklen_t len, const char *ip, char 
 		return;
 	if (str_copy(name, size, host) < 0)
 		str_copy(name, size, "unknown");
+	else
+		smtpd_peer_cache_put(ip, host, now);
 }
 
 void
