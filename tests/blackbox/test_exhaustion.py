@@ -400,9 +400,14 @@ def test_rss_flat():
             c.close()
         log("rss: smtpd %s VmRSS per round %s KiB; %d RCPT accepted; end of DATA %s; other replies %s"
             % (pid, rss, rcpt_ok, data_codes, sorted(codes)))
-        res.check("rss_flat_growth", None not in rss and rss[-1] - rss[0] <= 256,
-                  "VmRSS %s KiB (round 1 -> 6 grew %s KiB, limit 256)"
-                  % (rss, None if None in rss else rss[-1] - rss[0]))
+        if os.environ.get("TERN_LDFLAGS"):
+            # make asan: AddressSanitizer keeps freed memory in quarantine on
+            # purpose, so VmRSS grows; flatness is measured by make check.
+            res.skip("rss_flat_growth", "VmRSS is not flat under AddressSanitizer (quarantine)")
+        else:
+            res.check("rss_flat_growth", None not in rss and rss[-1] - rss[0] <= 256,
+                      "VmRSS %s KiB (round 1 -> 6 grew %s KiB, limit 256)"
+                      % (rss, None if None in rss else rss[-1] - rss[0]))
         res.check("rss_flat_session", last == 250 and 500 in codes and rcpt_ok == 6000 and len(data_codes) == 6,
                   "NOOP after the rounds got %s; %d of 6000 RCPT accepted; %d DATA replies %s; replies %s"
                   % (last, rcpt_ok, len(data_codes), data_codes, sorted(codes)))
@@ -637,9 +642,14 @@ def test_rss_auth():
             c.close()
         log("rss_auth: smtpd %s VmRSS per round of 40 failed AUTH %s KiB; replies %s; then AUTH %s"
             % (pid, rss, sorted(codes), ok))
-        res.check("rss_auth_growth", None not in rss and rss[-1] - rss[0] <= 256,
-                  "VmRSS %s KiB (round 1 -> 6 grew %s KiB, limit 256)"
-                  % (rss, None if None in rss else rss[-1] - rss[0]))
+        if os.environ.get("TERN_LDFLAGS"):
+            # make asan: AddressSanitizer keeps freed memory in quarantine on
+            # purpose, so VmRSS grows; flatness is measured by make check.
+            res.skip("rss_auth_growth", "VmRSS is not flat under AddressSanitizer (quarantine)")
+        else:
+            res.check("rss_auth_growth", None not in rss and rss[-1] - rss[0] <= 256,
+                      "VmRSS %s KiB (round 1 -> 6 grew %s KiB, limit 256)"
+                      % (rss, None if None in rss else rss[-1] - rss[0]))
         res.check("rss_auth_session", last == 250 and codes <= {535, 501, 500} and 535 in codes and ok == 235,
                   "replies %s, NOOP after 240 failures %s, correct AUTH afterwards %s" % (sorted(codes), last, ok))
     finally:
