@@ -204,7 +204,7 @@ def main():
         # make asan: libfaketime is preloaded, and AddressSanitizer's runtime
         # must come first in a process's library list, so the two cannot combine.
         res.skip("clock", "clock jumps by preload cannot run with the sanitizer build")
-        res.exit()
+        sys.exit(0)
     lib = faketime_lib()
     if not lib:
         res.skip("clock", "libfaketime not installed (Debian package faketime)")

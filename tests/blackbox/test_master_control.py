@@ -225,10 +225,13 @@ def test_service_users_and_chroot(res):
     try:
         t.start()
         h.wait_for(lambda: {"smtpd", "qmgr", "local", "send"} <= set(t.processes().values()), 10)
-        procs = t.processes()
-        uids = {n: proc_uid(p) for p, n in procs.items()}
         import pwd
         want = pwd.getpwnam(owner).pw_uid
+        # A child just forked is root until its drop (slow under a
+        # sanitizer): wait until the pool has settled.
+        h.wait_for(lambda: all(proc_uid(p) == want for p, n in t.processes().items() if n == "smtpd"), 10)
+        procs = t.processes()
+        uids = {n: proc_uid(p) for p, n in procs.items()}
         res.check("service_user_smtpd", uids.get("smtpd") == want, "smtpd uid %s, want %d" % (uids.get("smtpd"), want))
         res.check("service_user_local_root", uids.get("local") == 0, "local uid %s" % uids.get("local"))
         send_pid = [p for p, n in procs.items() if n == "send"]
