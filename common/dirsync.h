@@ -28,8 +28,8 @@
  * -1: a plain fsync).  0, or -1 with errno from the fsync. */
 int dirsync_fsync(int dirfd, int statefd);
 
-/* Open (creating, mode 0600) the state file name in directory dirfd; -1
- * when it cannot be (the caller then fsyncs alone). */
+/* Open (creating, mode 0600) the state file name in directory dirfd (or a
+ * path, with AT_FDCWD); -1 when it cannot be (the caller then fsyncs alone). */
 int dirsync_open_state(int dirfd, const char *name);
 
 /* Remove the state file (master start); 0, or -1 with errno. */

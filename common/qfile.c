@@ -329,11 +329,10 @@ int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *en
 	if ((w->dirfd_tmp = open_dir(queue_dir, QDIR_TMP)) < 0 ||
 	    (w->dirfd_incoming = open_dir(queue_dir, QDIR_INCOMING)) < 0)
 		goto fail;
-	int pfd = open_dir(queue_dir, QDIR_PRIVATE);
-	if (pfd >= 0) {
-		w->syncfd = dirsync_open_state(pfd, QF_SYNC_STATE); /* -1: fsync alone */
-		close(pfd);
-	}
+	char sync_path[4096];
+	if (snprintf(sync_path, sizeof(sync_path), "%s/%s/%s", queue_dir, QDIR_PRIVATE, QF_SYNC_STATE) <
+	    (int)sizeof(sync_path))
+		w->syncfd = dirsync_open_state(AT_FDCWD, sync_path); /* -1: fsync alone */
 	w->fd = claim_recycled(queue_dir, w->dirfd_tmp, w->qid);
 	w->recycled = w->fd >= 0;
 	if (w->fd < 0)
