@@ -362,6 +362,18 @@ def test_flood_within():
         t.cleanup()
 
 
+def check_flat(name, rss):
+    """VmRSS samples of one session: round 1 to the last grows by 256 KiB at most.
+    Skipped under make asan: AddressSanitizer keeps freed memory in quarantine
+    on purpose, so VmRSS grows; make check measures flatness."""
+    if os.environ.get("TERN_LDFLAGS"):
+        res.skip(name, "VmRSS is not flat under AddressSanitizer (quarantine)")
+        return
+    res.check(name, None not in rss and rss[-1] - rss[0] <= 256,
+              "VmRSS %s KiB (round 1 -> %d grew %s KiB, limit 256)"
+              % (rss, len(rss), None if None in rss else rss[-1] - rss[0]))
+
+
 def test_rss_flat():
     t = Tern(name="rss", transport={"relay.test": "smtp:[127.0.0.1]:9"}, conf={"smtpd_hard_error_limit": "1000", "smtpd_junk_command_limit": "100000",
                                "smtpd_timeout": "60s"})
@@ -400,14 +412,7 @@ def test_rss_flat():
             c.close()
         log("rss: smtpd %s VmRSS per round %s KiB; %d RCPT accepted; end of DATA %s; other replies %s"
             % (pid, rss, rcpt_ok, data_codes, sorted(codes)))
-        if os.environ.get("TERN_LDFLAGS"):
-            # make asan: AddressSanitizer keeps freed memory in quarantine on
-            # purpose, so VmRSS grows; flatness is measured by make check.
-            res.skip("rss_flat_growth", "VmRSS is not flat under AddressSanitizer (quarantine)")
-        else:
-            res.check("rss_flat_growth", None not in rss and rss[-1] - rss[0] <= 256,
-                      "VmRSS %s KiB (round 1 -> 6 grew %s KiB, limit 256)"
-                      % (rss, None if None in rss else rss[-1] - rss[0]))
+        check_flat("rss_flat_growth", rss)
         res.check("rss_flat_session", last == 250 and 500 in codes and rcpt_ok == 6000 and len(data_codes) == 6,
                   "NOOP after the rounds got %s; %d of 6000 RCPT accepted; %d DATA replies %s; replies %s"
                   % (last, rcpt_ok, len(data_codes), data_codes, sorted(codes)))
@@ -642,14 +647,7 @@ def test_rss_auth():
             c.close()
         log("rss_auth: smtpd %s VmRSS per round of 40 failed AUTH %s KiB; replies %s; then AUTH %s"
             % (pid, rss, sorted(codes), ok))
-        if os.environ.get("TERN_LDFLAGS"):
-            # make asan: AddressSanitizer keeps freed memory in quarantine on
-            # purpose, so VmRSS grows; flatness is measured by make check.
-            res.skip("rss_auth_growth", "VmRSS is not flat under AddressSanitizer (quarantine)")
-        else:
-            res.check("rss_auth_growth", None not in rss and rss[-1] - rss[0] <= 256,
-                      "VmRSS %s KiB (round 1 -> 6 grew %s KiB, limit 256)"
-                      % (rss, None if None in rss else rss[-1] - rss[0]))
+        check_flat("rss_auth_growth", rss)
         res.check("rss_auth_session", last == 250 and codes <= {535, 501, 500} and 535 in codes and ok == 235,
                   "replies %s, NOOP after 240 failures %s, correct AUTH afterwards %s" % (sorted(codes), last, ok))
     finally:
