@@ -11,9 +11,9 @@
  * own rename, and a failed fsync covers nobody (the next waiter tries its
  * own).
  *
- * The shared state is a small file (two counters read and written with
- * pread/pwrite) locked with flock, which the kernel releases when a leader
- * is killed.  The counters mean nothing across a reboot: the master removes
+ * The shared state is a small file holding two counters, mapped by every
+ * process, and a lock the leader holds, which the kernel releases when a
+ * leader is killed.  The counters mean nothing across a reboot: the master removes
  * the file at start (dirsync_reset), before any process commits.
  *
  * Why: on a virtual disk each fsync costs several I/O submissions (and VM
@@ -23,14 +23,25 @@
 #ifndef TERN_DIRSYNC_H
 #define TERN_DIRSYNC_H
 
+#include <stdint.h>
+
+/* One process's handle on a state file: its descriptor (for the leader's
+ * lock) and the two counters mapped shared. */
+struct dirsync {
+	int fd;
+	uint64_t *ctr;
+};
+
 /* fsync dirfd on behalf of this process's renames into it, sharing the
- * fsync with other processes through the state file statefd (open O_RDWR;
- * -1: a plain fsync).  0, or -1 with errno from the fsync. */
-int dirsync_fsync(int dirfd, int statefd);
+ * fsync with other processes through ds (NULL, or a handle dirsync_open
+ * could not open: a plain fsync).  0, or -1 with errno from the fsync. */
+int dirsync_fsync(int dirfd, struct dirsync *ds);
 
 /* Open (creating, mode 0600) the state file name in directory dirfd (or a
- * path, with AT_FDCWD); -1 when it cannot be (the caller then fsyncs alone). */
-int dirsync_open_state(int dirfd, const char *name);
+ * path, with AT_FDCWD) and map it; 0, or -1 when it cannot be (ds then
+ * means "fsync alone"). */
+int dirsync_open(struct dirsync *ds, int dirfd, const char *name);
+void dirsync_close(struct dirsync *ds);
 
 /* Remove the state file (master start); 0, or -1 with errno. */
 int dirsync_reset(int dirfd, const char *name);

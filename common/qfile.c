@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,17 +173,80 @@ static int open_dir(const char *queue_dir, const char *sub)
 	return open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 }
 
+/*
+ * The queue directories a writer needs, opened once per process and kept
+ * (a receiver queues thousands of messages with the same four): tmp/,
+ * incoming/, recycle/ (-1 when it cannot be opened: files are created
+ * instead) and the group-commit state of incoming/ (fsync alone when it
+ * cannot be had).  A directory removed and made again under the same name
+ * makes the create fail with ENOENT; the writer then opens them afresh
+ * once.  A forked child opens its own: sharing the state file's open file
+ * description would share the group-commit leader's lock with the parent.
+ */
+static struct {
+	char path[4096];
+	int tmp, incoming, recycle;
+	struct dirsync sync;
+	int valid;
+} qdirs = { .tmp = -1, .incoming = -1, .recycle = -1, .sync = { -1, NULL } };
+
+static void qdirs_close(void)
+{
+	if (qdirs.tmp >= 0)
+		close(qdirs.tmp);
+	if (qdirs.incoming >= 0)
+		close(qdirs.incoming);
+	if (qdirs.recycle >= 0)
+		close(qdirs.recycle);
+	dirsync_close(&qdirs.sync);
+	qdirs.tmp = qdirs.incoming = qdirs.recycle = -1;
+	qdirs.valid = 0;
+}
+
+static int qdirs_atfork_registered;
+
+static int qdirs_open(const char *queue_dir)
+{
+	char sync_path[4096 + 64];
+	size_t n = strlen(queue_dir);
+
+	if (qdirs.valid && strcmp(qdirs.path, queue_dir) == 0)
+		return 0;
+	qdirs_close();
+	if (!qdirs_atfork_registered) {
+		if (pthread_atfork(NULL, NULL, qdirs_close) != 0) {
+			errno = ENOMEM;
+			return -1;
+		}
+		qdirs_atfork_registered = 1;
+	}
+	if (n >= sizeof(qdirs.path)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	if ((qdirs.tmp = open_dir(queue_dir, QDIR_TMP)) < 0 ||
+	    (qdirs.incoming = open_dir(queue_dir, QDIR_INCOMING)) < 0) {
+		int saved = errno;
+		qdirs_close();
+		errno = saved;
+		return -1;
+	}
+	qdirs.recycle = open_dir(queue_dir, QDIR_RECYCLE);
+	if (snprintf(sync_path, sizeof(sync_path), "%s/%s/%s", queue_dir, QDIR_PRIVATE, QF_SYNC_STATE) <
+	    (int)sizeof(sync_path))
+		(void)dirsync_open(&qdirs.sync, AT_FDCWD, sync_path); /* else fsync alone */
+	memcpy(qdirs.path, queue_dir, n + 1);
+	qdirs.valid = 1;
+	return 0;
+}
+
+/* The directories are the process's (qdirs), not the writer's. */
 static void writer_close(struct qf_writer *w)
 {
 	if (w->fd >= 0)
 		close(w->fd);
-	if (w->dirfd_tmp >= 0)
-		close(w->dirfd_tmp);
-	if (w->dirfd_incoming >= 0)
-		close(w->dirfd_incoming);
-	if (w->syncfd >= 0)
-		close(w->syncfd);
-	w->fd = w->dirfd_tmp = w->dirfd_incoming = w->syncfd = -1;
+	w->fd = w->dirfd_tmp = w->dirfd_incoming = -1;
+	w->sync = NULL;
 	buf_free(&w->out);
 }
 
@@ -241,14 +305,12 @@ static void recycle_refill(int rfd)
 
 /* A recycled file renamed to tmp/qid, checked and emptied, open for
  * writing; -1 when there is none (the caller creates a new file). */
-static int claim_recycled(const char *queue_dir, int dirfd_tmp, const char *qid)
+static int claim_recycled(int rfd, int dirfd_tmp, const char *qid)
 {
 	struct stat st;
-	int rfd, fd = -1;
+	int fd = -1;
 
-	if (recycle_next >= recycle_n && clock_ms() < recycle_empty_until)
-		return -1;
-	if ((rfd = open_dir(queue_dir, QDIR_RECYCLE)) < 0)
+	if (rfd < 0 || (recycle_next >= recycle_n && clock_ms() < recycle_empty_until))
 		return -1;
 	if (recycle_next >= recycle_n) {
 		recycle_refill(rfd);
@@ -276,34 +338,33 @@ static int claim_recycled(const char *queue_dir, int dirfd_tmp, const char *qid)
 		fd = -1;
 		unlinkat(dirfd_tmp, qid, 0);
 	}
-	close(rfd);
 	return fd;
 }
 
 int qf_recycle(int dirfd, const char *name, int fd, int tmp_fd, int recycle_fd, int *count)
 {
 	struct stat st;
-	int own = -1, ok = 0;
+	int own = -1, keep, recycled = 0, gone = 0;
 
 	if (fd < 0)
 		fd = own = openat(dirfd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	/* Only a plain file with this one name is kept.  A large one is emptied
-	 * under a name in tmp/ that nobody claims, and only then offered in
-	 * recycle/: emptied after the offer, it could be a new message by then. */
-	if (recycle_fd >= 0 && tmp_fd >= 0 && *count < QF_RECYCLE_MAX && recycle_name_ok(name) && fd >= 0 &&
-	    fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-	    renameat(dirfd, name, tmp_fd, name) == 0) {
-		if ((st.st_size <= QF_RECYCLE_KEEP || ftruncate(fd, 0) == 0) &&
-		    renameat(tmp_fd, name, recycle_fd, name) == 0) {
-			(*count)++;
-			ok = 1;
-		} else if (unlinkat(tmp_fd, name, 0) == 0 || errno == ENOENT) {
-			ok = 1;
-		}
+	/* Only a plain file with this one name is kept.  A small one goes
+	 * straight to recycle/.  A large one is emptied under a name in tmp/
+	 * that nobody claims, and only then offered in recycle/: emptied after
+	 * the offer, it could be a new message by then. */
+	keep = recycle_fd >= 0 && tmp_fd >= 0 && *count < QF_RECYCLE_MAX && recycle_name_ok(name) && fd >= 0 &&
+	       fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1;
+	if (keep && st.st_size <= QF_RECYCLE_KEEP) {
+		recycled = renameat(dirfd, name, recycle_fd, name) == 0;
+	} else if (keep && renameat(dirfd, name, tmp_fd, name) == 0) {
+		recycled = ftruncate(fd, 0) == 0 && renameat(tmp_fd, name, recycle_fd, name) == 0;
+		gone = recycled || unlinkat(tmp_fd, name, 0) == 0 || errno == ENOENT;
 	}
 	if (own >= 0)
 		close(own);
-	if (ok)
+	if (recycled)
+		(*count)++;
+	if (recycled || gone)
 		return 0;
 	return unlinkat(dirfd, name, 0) < 0 && errno != ENOENT ? -1 : 0;
 }
@@ -314,7 +375,7 @@ int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *en
 	int saved;
 
 	memset(w, 0, sizeof(*w));
-	w->fd = w->dirfd_tmp = w->dirfd_incoming = w->syncfd = -1;
+	w->fd = w->dirfd_tmp = w->dirfd_incoming = -1;
 	buf_init(&w->out, QF_WRITE_CHUNK * 2);
 	queueid_new(w->qid);
 	memcpy(env->qid, w->qid, sizeof(env->qid));
@@ -326,19 +387,24 @@ int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *en
 		errno = EINVAL;
 		return -1;
 	}
-	if ((w->dirfd_tmp = open_dir(queue_dir, QDIR_TMP)) < 0 ||
-	    (w->dirfd_incoming = open_dir(queue_dir, QDIR_INCOMING)) < 0)
+	if (qdirs_open(queue_dir) < 0)
 		goto fail;
-	char sync_path[4096];
-	if (snprintf(sync_path, sizeof(sync_path), "%s/%s/%s", queue_dir, QDIR_PRIVATE, QF_SYNC_STATE) <
-	    (int)sizeof(sync_path))
-		w->syncfd = dirsync_open_state(AT_FDCWD, sync_path); /* -1: fsync alone */
-	w->fd = claim_recycled(queue_dir, w->dirfd_tmp, w->qid);
+	w->fd = claim_recycled(qdirs.recycle, qdirs.tmp, w->qid);
 	w->recycled = w->fd >= 0;
 	if (w->fd < 0)
-		w->fd = openat(w->dirfd_tmp, w->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		w->fd = openat(qdirs.tmp, w->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (w->fd < 0 && errno == ENOENT) {
+		/* tmp/ made again since we opened it: once more, afresh. */
+		qdirs_close();
+		if (qdirs_open(queue_dir) < 0)
+			goto fail;
+		w->fd = openat(qdirs.tmp, w->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+	}
 	if (w->fd < 0)
 		goto fail;
+	w->dirfd_tmp = qdirs.tmp;
+	w->dirfd_incoming = qdirs.incoming;
+	w->sync = &qdirs.sync;
 	if (write_all(w->fd, head.data, head.len) < 0)
 		goto fail_unlink;
 	w->content_off = head.len;
@@ -407,7 +473,7 @@ int qfw_commit(struct qf_writer *w)
 		goto fail;
 	if (renameat(w->dirfd_tmp, w->qid, w->dirfd_incoming, w->qid) < 0)
 		goto fail;
-	if (dirsync_fsync(w->dirfd_incoming, w->syncfd) < 0) {
+	if (dirsync_fsync(w->dirfd_incoming, w->sync) < 0) {
 		/* The name may not be durable: take the message back so that
 		 * what the client is told (an error) stays true.  If the queue
 		 * manager already took it, it is delivered anyway and the

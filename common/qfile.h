@@ -77,6 +77,8 @@
 #include "buf.h"
 #include "queueid.h"
 
+struct dirsync;
+
 #define QF_VERSION 1
 #define QF_MAX_RCPT 100000
 #define QF_MAX_ENVELOPE (QF_MAX_RCPT * 1100 + 65536)
@@ -144,8 +146,8 @@ int qf_make_dirs(const char *queue_dir);
 
 struct qf_writer {
 	int fd;
-	int dirfd_tmp;      /* queue_dir/tmp */
-	int dirfd_incoming; /* queue_dir/incoming */
+	int dirfd_tmp;      /* queue_dir/tmp (the process's, kept open across messages) */
+	int dirfd_incoming; /* queue_dir/incoming (likewise) */
 	char qid[QUEUEID_SIZE];
 	off_t z_off;                /* where the Z record's numbers start */
 	unsigned long long content_off;
@@ -154,7 +156,7 @@ struct qf_writer {
 	int failed;                 /* a write already failed: errno in saved_errno */
 	int saved_errno;
 	int recycled;               /* a claimed file: old bytes past the end until the commit */
-	int syncfd;                 /* private/QF_SYNC_STATE: incoming/'s shared fsync (dirsync.h) */
+	struct dirsync *sync;       /* private/QF_SYNC_STATE: incoming/'s shared fsync (dirsync.h) */
 };
 
 /*
@@ -166,11 +168,12 @@ int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *en
 
 #define QF_RECYCLE_MAX 4096
 #define QF_RECYCLE_KEEP 65536 /* larger finished files are emptied when recycled */
-/* A finished message: dirfd/name (open as fd, or -1) is moved to tmp/
- * (tmp_fd), emptied there and moved on into recycle/ (recycle_fd); it is
- * unlinked instead when recycle/ is full, it has another link, or a step
- * fails.  A crash in between leaves an empty file in tmp/, which the queue
- * manager's tmp/ cleaning removes.  *count is the caller's running
+/* A finished message: dirfd/name (open as fd, or -1) is moved into
+ * recycle/ (recycle_fd); one larger than QF_RECYCLE_KEEP goes through tmp/
+ * (tmp_fd) and is emptied there first.  It is unlinked instead when
+ * recycle/ is full, it has another link, or a step fails.  A crash in
+ * between leaves an empty file in tmp/, which the queue manager's tmp/
+ * cleaning removes.  *count is the caller's running
  * estimate of the files in recycle/ (claims by other processes lower it;
  * the caller recounts now and then).  0, or -1 with errno when the name
  * could be neither moved nor removed. */

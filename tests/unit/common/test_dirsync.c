@@ -49,10 +49,11 @@ static struct counters get(void)
 	return c;
 }
 
+/* Written with pwrite: the counters the processes map are the file's pages. */
 static void put(uint64_t started, uint64_t done)
 {
 	struct counters c = { started, done };
-	int fd = dirsync_open_state(dfd, "state");
+	int fd = openat(dfd, "state", O_RDWR | O_CREAT, 0600);
 
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(pwrite(fd, &c, sizeof(c), 0), (ssize_t)sizeof(c));
@@ -64,7 +65,7 @@ static void put(uint64_t started, uint64_t done)
 static int hold_leader(void)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1 };
-	int fd = dirsync_open_state(dfd, "state");
+	int fd = openat(dfd, "state", O_RDWR | O_CREAT, 0600);
 
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(fcntl(fd, F_OFD_SETLK, &fl), 0);
@@ -81,8 +82,10 @@ static pid_t start_caller(int lfd)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		close(lfd);
-		int s = dirsync_open_state(dfd, "state");
-		_exit(dirsync_fsync(dfd, s) == 0 ? 0 : 1);
+		struct dirsync ds;
+		if (dirsync_open(&ds, dfd, "state") < 0)
+			_exit(2);
+		_exit(dirsync_fsync(dfd, &ds) == 0 ? 0 : 1);
 	}
 	return pid;
 }
@@ -104,13 +107,14 @@ static int finish(pid_t pid)
 /* One at a time, every call leads: none can count an earlier fsync. */
 START_TEST(sequential_calls_each_fsync)
 {
-	int s = dirsync_open_state(dfd, "state"), i;
+	struct dirsync ds;
 	struct counters c;
+	int i;
 
-	ck_assert_int_ge(s, 0);
+	ck_assert_int_eq(dirsync_open(&ds, dfd, "state"), 0);
 	for (i = 0; i < 5; i++)
-		ck_assert_int_eq(dirsync_fsync(dfd, s), 0);
-	close(s);
+		ck_assert_int_eq(dirsync_fsync(dfd, &ds), 0);
+	dirsync_close(&ds);
 	c = get();
 	ck_assert_uint_eq(c.started, 5);
 	ck_assert_uint_eq(c.done, 5);
@@ -170,8 +174,10 @@ START_TEST(failed_fsync_covers_nobody)
 		kids[i] = fork();
 		ck_assert_int_ge(kids[i], 0);
 		if (kids[i] == 0) {
-			int s = dirsync_open_state(dfd, "state");
-			int r = dirsync_fsync(p[0], s);
+			struct dirsync ds;
+			if (dirsync_open(&ds, dfd, "state") < 0)
+				_exit(2);
+			int r = dirsync_fsync(p[0], &ds);
 			_exit(r < 0 && errno == EINVAL ? 0 : 1);
 		}
 	}
@@ -190,13 +196,13 @@ END_TEST
  * call fsyncs and the state starts again. */
 START_TEST(inconsistent_state_is_rewritten)
 {
-	int s;
+	struct dirsync ds;
 	struct counters c;
 
 	put(3, 9);
-	s = dirsync_open_state(dfd, "state");
-	ck_assert_int_eq(dirsync_fsync(dfd, s), 0);
-	close(s);
+	ck_assert_int_eq(dirsync_open(&ds, dfd, "state"), 0);
+	ck_assert_int_eq(dirsync_fsync(dfd, &ds), 0);
+	dirsync_close(&ds);
 	c = get();
 	ck_assert_uint_eq(c.started, 1);
 	ck_assert_uint_eq(c.done, 1);
@@ -214,9 +220,12 @@ START_TEST(concurrent_callers_share)
 		kids[i] = fork();
 		ck_assert_int_ge(kids[i], 0);
 		if (kids[i] == 0) {
-			int s = dirsync_open_state(dfd, "state"), k, bad = 0;
+			struct dirsync ds;
+			int k, bad = 0;
+			if (dirsync_open(&ds, dfd, "state") < 0)
+				_exit(2);
 			for (k = 0; k < 50; k++)
-				bad += dirsync_fsync(dfd, s) != 0;
+				bad += dirsync_fsync(dfd, &ds) != 0;
 			_exit(bad ? 1 : 0);
 		}
 	}
@@ -228,6 +237,37 @@ START_TEST(concurrent_callers_share)
 	ck_assert_uint_eq(c.done, c.started);
 	ck_assert_uint_ge(c.started, 50);
 	ck_assert_uint_le(c.started, 400);
+}
+END_TEST
+
+/* A handle opened before another process's fsync sees that fsync's
+ * counters through its mapping, and a NULL handle fsyncs alone. */
+START_TEST(mapping_sees_other_process)
+{
+	struct dirsync ds;
+	struct counters c;
+	pid_t pid;
+	int st;
+
+	ck_assert_int_eq(dirsync_open(&ds, dfd, "state"), 0);
+	ck_assert_int_eq(dirsync_fsync(dfd, &ds), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		struct dirsync mine;
+		if (dirsync_open(&mine, dfd, "state") < 0)
+			_exit(2);
+		_exit(dirsync_fsync(dfd, &mine) == 0 && dirsync_fsync(dfd, &mine) == 0 ? 0 : 1);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_uint_eq(__atomic_load_n(&ds.ctr[0], __ATOMIC_SEQ_CST), 3);
+	ck_assert_int_eq(dirsync_fsync(dfd, &ds), 0);
+	dirsync_close(&ds);
+	c = get();
+	ck_assert_uint_eq(c.started, 4);
+	ck_assert_uint_eq(c.done, 4);
+	ck_assert_int_eq(dirsync_fsync(dfd, NULL), 0);
 }
 END_TEST
 
@@ -244,6 +284,7 @@ static Suite *dirsync_suite(void)
 	tcase_add_test(tc, failed_fsync_covers_nobody);
 	tcase_add_test(tc, inconsistent_state_is_rewritten);
 	tcase_add_test(tc, concurrent_callers_share);
+	tcase_add_test(tc, mapping_sees_other_process);
 	suite_add_tcase(s, tc);
 	return s;
 }
