@@ -44,17 +44,13 @@ void lr_init(struct linereader *lr, lr_read_fn fn, void *ctx, size_t max, int fl
 	lr->timeout_ms = -1;
 }
 
-/* read(2) with a deadline: a signal must neither abort the wait nor extend it. */
-static ssize_t lr_fd_read(void *ctx, void *p, size_t n)
+/* Wait until fd is readable or the reader's deadline passes; 0, or -1 with
+ * errno (ETIMEDOUT).  A signal neither aborts the wait nor extends it. */
+static int lr_fd_wait(const struct linereader *lr, long long deadline)
 {
-	struct linereader *lr = ctx;
-	long long deadline = lr->timeout_ms >= 0 ? clock_ms() + lr->timeout_ms : 0;
-
 	for (;;) {
 		struct pollfd pfd = { .fd = lr->fd, .events = POLLIN };
-		int wait = -1;
-		ssize_t r;
-		int pr;
+		int wait = -1, pr;
 
 		if (lr->timeout_ms >= 0) {
 			long long left = deadline - clock_ms();
@@ -62,15 +58,32 @@ static ssize_t lr_fd_read(void *ctx, void *p, size_t n)
 			wait = left > 0 ? (int)left : 0;
 		}
 		pr = poll(&pfd, 1, wait);
-		if (pr < 0) {
-			if (errno == EINTR)
-				continue;
-			return -1;
-		}
+		if (pr > 0)
+			return 0;
 		if (pr == 0) {
 			errno = ETIMEDOUT;
 			return -1;
 		}
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+/* read(2) with a deadline.  Without one there is nothing to wait for
+ * before the read (a queue file is always readable): poll only after
+ * EAGAIN. */
+static ssize_t lr_fd_read(void *ctx, void *p, size_t n)
+{
+	struct linereader *lr = ctx;
+	long long deadline = lr->timeout_ms >= 0 ? clock_ms() + lr->timeout_ms : 0;
+	int wait_first = lr->timeout_ms >= 0;
+
+	for (;;) {
+		ssize_t r;
+
+		if (wait_first && lr_fd_wait(lr, deadline) < 0)
+			return -1;
+		wait_first = 1;
 		r = read(lr->fd, p, n);
 		if (r >= 0)
 			return r;

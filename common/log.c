@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "selfpid.h"
 
 #define LOG_LINE_MAX 2048
 #define LOG_IDENT_MAX 64
@@ -77,7 +78,7 @@ static void log_write_stderr(const char *level, const char *text)
 	char line[LOG_LINE_MAX];
 	int n;
 
-	n = snprintf(line, sizeof(line) - 1, "%s[%ld]: %s: %s", log_ident, (long)getpid(), level, text);
+	n = snprintf(line, sizeof(line) - 1, "%s[%ld]: %s: %s", log_ident, (long)self_pid(), level, text);
 	if (n < 0)
 		return;
 	if ((size_t)n >= sizeof(line) - 1) {

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "queueid.h"
+#include "selfpid.h"
 
 static uint64_t queueid_last; /* last (seconds * 1000000 + usec) handed out */
 
@@ -41,7 +42,7 @@ void queueid_new(char out[QUEUEID_SIZE])
 		now = queueid_last + 1; /* clock stepped back: stay unique and ordered */
 	queueid_last = now;
 	snprintf(out, QUEUEID_SIZE, "%08X%05X%07X", (unsigned)(uint32_t)(now / 1000000u),
-		 (unsigned)(now % 1000000u), (unsigned)((uint32_t)getpid() & 0xFFFFFFFu));
+		 (unsigned)(now % 1000000u), (unsigned)((uint32_t)self_pid() & 0xFFFFFFFu));
 }
 
 int queueid_valid(const char *s)

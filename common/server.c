@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
@@ -18,6 +19,7 @@
 #include "log.h"
 #include "privs.h"
 #include "proto_master.h"
+#include "selfpid.h"
 #include "server.h"
 #include "sock.h"
 #include "xalloc.h"
@@ -127,6 +129,12 @@ static void daemon_setup(int argc, char **argv, const char *name)
 	snprintf(ident, sizeof(ident), "%s/%s", cf.syslog_name, name);
 	log_open(ident, daemon_args.foreground ? LOG_TO_STDERR : LOG_TO_SYSLOG);
 	log_set_verbose(daemon_args.verbose);
+	/* With TZ unset the C library checks /etc/localtime again on every
+	 * date it formats (four system calls per Received: or Date: line);
+	 * naming the file makes it read once.  A changed time zone is seen
+	 * when the master restarts its children (reload). */
+	if (getenv("TZ") == NULL && setenv("TZ", ":/etc/localtime", 0) == 0)
+		tzset();
 
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = SIG_IGN;
@@ -158,7 +166,7 @@ void daemon_drop_privileges(void)
 
 static void report(int state)
 {
-	struct master_status st = { getpid(), state };
+	struct master_status st = { self_pid(), state };
 
 	if (write(MASTER_STATUS_FD, &st, sizeof(st)) != (ssize_t)sizeof(st)) {
 		/* The master is gone (EPIPE) or the pipe is broken: a child
@@ -205,7 +213,7 @@ static int wait_readable(int timeout_ms)
 }
 
 /* Wait for a connection; -1 on idle timeout or termination. */
-static int wait_accept(struct sockaddr_storage *ss, socklen_t *len)
+static int wait_accept(struct sockaddr_storage *ss, socklen_t *len, int accept_flags)
 {
 	long long deadline = cf.max_idle > 0 ? clock_ms() + cf.max_idle * 1000 : -1;
 
@@ -222,7 +230,7 @@ static int wait_accept(struct sockaddr_storage *ss, socklen_t *len)
 			log_fatal("wait for the listener: %s", strerror(errno));
 		*len = sizeof(*ss);
 		/* Also after a tick without a wake-up: a connection may wait. */
-		fd = accept4(MASTER_LISTEN_FD, (struct sockaddr *)ss, len, SOCK_CLOEXEC);
+		fd = accept4(MASTER_LISTEN_FD, (struct sockaddr *)ss, len, SOCK_CLOEXEC | accept_flags);
 		if (fd >= 0)
 			return fd;
 		/* Nothing there, another child won the race, or the client gave up. */
@@ -240,6 +248,11 @@ static int wait_accept(struct sockaddr_storage *ss, socklen_t *len)
 
 void server_prefork(server_serve_fn serve)
 {
+	server_prefork_flags(serve, 0);
+}
+
+void server_prefork_flags(server_serve_fn serve, int accept_flags)
+{
 	long long uses = 0;
 
 	for (;;) {
@@ -248,7 +261,7 @@ void server_prefork(server_serve_fn serve)
 		int fd;
 
 		report(MASTER_IDLE);
-		fd = wait_accept(&ss, &len);
+		fd = wait_accept(&ss, &len, accept_flags);
 		if (fd < 0)
 			exit(0);
 		report(MASTER_BUSY);

@@ -48,6 +48,9 @@ void daemon_drop_privileges(void);
 typedef void (*server_serve_fn)(int fd, const struct sockaddr *peer, socklen_t peerlen);
 
 __attribute__((noreturn)) void server_prefork(server_serve_fn serve);
+/* The same, accepting with extra accept4() flags (SOCK_NONBLOCK: a service
+ * that works non-blocking saves two fcntl() calls per connection). */
+__attribute__((noreturn)) void server_prefork_flags(server_serve_fn serve, int accept_flags);
 
 /* Set by SIGTERM (stop) and SIGHUP (the master reloads: retire); a child
  * finishes the connection or delivery in progress and exits.  Long-running

@@ -108,22 +108,24 @@ int sock_unix_connect(const char *path)
 	return fd;
 }
 
+/* One unbound datagram socket per process serves every send: a receiver
+ * that wakes the queue manager once per message saves a socket() and a
+ * close() each time.  Shared with a forked child, it is still only a way
+ * to send. */
+static int dgram_fd = -1;
+
 int sock_unix_dgram_send(const char *path, const void *p, size_t n)
 {
 	struct sockaddr_un sun;
 	ssize_t r;
-	int fd, saved;
 
 	if (sock_unix_addr(&sun, path) < 0)
 		return -1;
-	if ((fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
+	if (dgram_fd < 0 && (dgram_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0)) < 0)
 		return -1;
 	do
-		r = sendto(fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sun, sizeof(sun));
+		r = sendto(dgram_fd, p, n, MSG_DONTWAIT | MSG_NOSIGNAL, (struct sockaddr *)&sun, sizeof(sun));
 	while (r < 0 && errno == EINTR);
-	saved = errno;
-	close(fd);
-	errno = saved;
 	return r < 0 ? -1 : 0;
 }
 
@@ -376,8 +378,10 @@ int fd_set_nonblock(int fd, int on)
 
 	if (fl < 0)
 		return -1;
-	fl = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
-	return fcntl(fd, F_SETFL, fl) < 0 ? -1 : 0;
+	int want = on ? fl | O_NONBLOCK : fl & ~O_NONBLOCK;
+	if (want == fl)
+		return 0;
+	return fcntl(fd, F_SETFL, want) < 0 ? -1 : 0;
 }
 
 int fd_set_cloexec(int fd)

@@ -391,8 +391,9 @@ static int job_send(struct job *j, int s)
 		log_warning("%s: open for delivery: %s", j->msg->qid, strerror(errno));
 		goto out;
 	}
-	if (fd_set_nonblock(s, 0) < 0 || sock_send_fd(s, fd, req.data, 1) < 0 ||
-	    write_all(s, req.data + 1, req.len - 1) < 0 || fd_set_nonblock(s, 1) < 0) {
+	/* Agent sockets stay blocking for this write; sched_io reads them
+	 * with MSG_DONTWAIT, so no mode switch per message. */
+	if (sock_send_fd(s, fd, req.data, 1) < 0 || write_all(s, req.data + 1, req.len - 1) < 0) {
 		log_warning("%s: send request to the %s agent: %s", j->msg->qid, transport_name(j->dest->transport),
 			    strerror(errno));
 		goto out;
@@ -675,7 +676,7 @@ void sched_io(struct job *j, short revents)
 
 	(void)revents;
 	for (;;) {
-		n = read(j->sock, chunk, sizeof(chunk));
+		n = recv(j->sock, chunk, sizeof(chunk), MSG_DONTWAIT);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))

@@ -15,5 +15,5 @@ main(int argc, char **argv)
 	daemon_drop_privileges();
 	smtpd_init();
 	smtpd_auth_init();
-	server_prefork(smtpd_serve);
+	server_prefork_flags(smtpd_serve, SOCK_NONBLOCK);
 }

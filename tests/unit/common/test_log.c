@@ -60,6 +60,31 @@ START_TEST(test_format)
 }
 END_TEST
 
+/* The pid in the prefix is kept between lines, and a forked child's lines
+ * carry the child's pid, not the one its parent had kept. */
+START_TEST(test_pid_after_fork)
+{
+	char want[256];
+	pid_t pid;
+	int st;
+
+	capture_start();
+	log_open("tern/test", LOG_TO_STDERR);
+	log_info("parent");
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		log_info("child");
+		_exit(0);
+	}
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	log_info("parent again");
+	snprintf(want, sizeof(want), "tern/test[%ld]: info: parent\ntern/test[%ld]: info: child\n"
+		 "tern/test[%ld]: info: parent again\n", (long)getpid(), (long)pid, (long)getpid());
+	ck_assert_str_eq(capture_text(NULL), want);
+}
+END_TEST
+
 START_TEST(test_levels)
 {
 	char want[512];
@@ -236,6 +261,7 @@ static Suite *log_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_format);
+	tcase_add_test(tc, test_pid_after_fork);
 	tcase_add_test(tc, test_levels);
 	tcase_add_test(tc, test_scrub);
 	tcase_add_test(tc, test_one_line_per_message);
