@@ -7,7 +7,8 @@
  *
  *   1. resolves the recipient to a destination (local_resolve.c): in
  *      virtual/dev mode (local_mailbox_base set) BASE/USER/Maildir/, in
- *      system mode the user's passwd entry and HOME/home_mailbox;
+ *      system mode the user's passwd entry and HOME/home_mailbox (passwd
+ *      entries are kept a few seconds, local_pwcache.c);
  *   2. runs the delivery with the destination's identity
  *      (local_deliver.c): in-process when no uid change is needed,
  *      otherwise in a child that drops to the user's uid/gids first;
@@ -65,6 +66,35 @@ int local_msg_scan(struct local_msg *m);
 /* 1 when the header already carries Delivered-To: rcpt (case-insensitive). */
 int local_msg_has_delivered_to(const struct local_msg *m, const char *rcpt);
 
+/* ---- passwd lookups (local_pwcache.c) ---- */
+
+/* Entries of the per-process passwd cache, and how long one is used. */
+#define LOCAL_PW_CACHE 16
+#define LOCAL_PW_TTL_MS 3000
+
+/* A passwd entry, copied (getpwnam's result is static). */
+struct local_pw {
+	uid_t uid;
+	gid_t gid;
+	char name[ADDR_SIZE];
+	char dir[PATH_MAX];   /* "" when the entry has none */
+	char shell[PATH_MAX]; /* "" when the entry has none */
+};
+
+struct passwd;
+/*
+ * Look user up: from the cache while an entry is younger than
+ * LOCAL_PW_TTL_MS, else with getpwnam.  1 with *pw filled, 0 when there is
+ * no such user, -1 when the lookup failed (errno set).  Only found users
+ * are cached, never a failure nor "no such user".
+ */
+int local_pw_lookup(const char *user, struct local_pw *pw);
+/* Forget every cached entry. */
+void local_pw_cache_flush(void);
+/* Tests: use lookup and now_ms (milliseconds, monotonic) instead of
+ * getpwnam and the monotonic clock (NULL: the real one); flushes. */
+void local_pw_set_source(struct passwd *(*lookup)(const char *), long long (*now_ms)(void));
+
 /* ---- identities and destinations (local_resolve.c) ---- */
 
 /* Who a delivery runs as.  switch_user: fork and privs_drop first. */
@@ -111,7 +141,8 @@ struct local_dest {
  */
 int local_resolve(const char *address, struct local_dest *d, struct deliver_rcpt *rc);
 /* The mailbox of the Unix user pw (already looked up), recipient address. */
-int local_resolve_user(const char *address, const void *pw, struct local_dest *d, struct deliver_rcpt *rc);
+int local_resolve_user(const char *address, const struct local_pw *pw, struct local_dest *d,
+		       struct deliver_rcpt *rc);
 /* Virtual mailbox of address in a virtual_mailbox_domains domain. */
 int local_resolve_virtual_mailbox(const char *address, struct local_dest *d, struct deliver_rcpt *rc);
 /* Fill id for a Unix user (or default_privs when name is NULL).  0 or -1
@@ -136,10 +167,11 @@ int local_read_file_as(const struct local_ident *id, const char *path, struct bu
 
 /*
  * Write msg into the Maildir described by d (already running as the right
- * user): create the directories, write tmp/NAME, fsync, link into new/,
- * fsync new/.  On any failure nothing is left behind and rc holds a temp
- * result (4.2.2 when the mailbox is full).  Loop detection is the
- * caller's (local_deliver_dest).
+ * user): create the directories, write an unnamed file in tmp/ (or
+ * tmp/NAME where that is not possible), fsync, link it to new/NAME, fsync
+ * new/.  On any failure nothing is left behind and rc holds a temp result
+ * (4.2.2 when the mailbox is full).  Loop detection is the caller's
+ * (local_deliver_dest).
  */
 void maildir_deliver(const struct local_dest *d, const struct local_msg *msg, const char *sender,
 		     const char *rcpt, struct deliver_rcpt *rc);

@@ -27,9 +27,7 @@
  *
  * Public: local_expand_deliver.
  */
-#include <errno.h>
 #include <stdarg.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,16 +286,16 @@ static int expand_alias(struct xctx *x, const char *name, const char *sender)
 }
 
 /* The user's .forward.  1 done (expanded or failed), 0 none: use the mailbox. */
-static int expand_forward(struct xctx *x, const struct passwd *pw, const char *name, const char *sender)
+static int expand_forward(struct xctx *x, const struct local_pw *pw, const char *name, const char *sender)
 {
 	struct local_ident id;
 	struct deliver_rcpt tmp = *x->rc;
 	char path[PATH_MAX], why[300], err[300];
 	struct buf text, list;
 
-	if (!*cf.forward_path || pw->pw_uid == 0 || *cf.local_mailbox_base)
+	if (!*cf.forward_path || pw->uid == 0 || *cf.local_mailbox_base)
 		return 0; /* root's .forward is never read: nothing runs as root */
-	if (local_ident_user(pw->pw_name, &id, &tmp) < 0)
+	if (local_ident_user(pw->name, &id, &tmp) < 0)
 		return 0; /* the mailbox resolution reports the same problem */
 	int n = snprintf(path, sizeof(path), "%s/%s", strcmp(id.home, "/") ? id.home : "", cf.forward_path);
 	if (n < 0 || (size_t)n >= sizeof(path))
@@ -345,35 +343,22 @@ static void mailbox(struct xctx *x, const char *full, const char *user, const ch
 		return;
 	}
 	const char *lookup = user;
+	struct local_pw pw;
 	if (strcmp(user, "postmaster") == 0 || strcmp(user, "mailer-daemon") == 0)
-		lookup = getpwnam(user) ? user : "root"; /* RFC 5321 4.5.1: they must resolve */
-	errno = 0;
-	struct passwd *spw = getpwnam(lookup), pwc;
-	char pname[ADDR_SIZE], pdir[PATH_MAX], pshell[PATH_MAX];
-	struct passwd *pw = NULL;
-	/* getpwnam's result is static and later lookups overwrite it: copy. */
-	if (spw && str_copy(pname, sizeof(pname), spw->pw_name) == 0 &&
-	    str_copy(pdir, sizeof(pdir), spw->pw_dir ? spw->pw_dir : "") == 0 &&
-	    str_copy(pshell, sizeof(pshell), spw->pw_shell ? spw->pw_shell : "") == 0) {
-		pwc = *spw;
-		pwc.pw_name = pname;
-		pwc.pw_dir = pdir;
-		pwc.pw_shell = pshell;
-		pw = &pwc;
-	}
-	if (pw == NULL) {
+		lookup = local_pw_lookup(user, &pw) == 1 ? user : "root"; /* RFC 5321 4.5.1: they must resolve */
+	if (local_pw_lookup(lookup, &pw) != 1) {
 		if (local_resolve(full, &d, &tmp) < 0) { /* sets unknown/temp the usual way */
 			local_log_result(x->r, full, x->rc->address, &tmp);
 			aggregate(x, &tmp);
 		}
 		return;
 	}
-	if (!noforward && expand_forward(x, pw, name, sender))
+	if (!noforward && expand_forward(x, &pw, name, sender))
 		return;
 	memset(&d, 0, sizeof(d));
 	str_copy(d.user, sizeof(d.user), user);
 	str_copy(d.domain, sizeof(d.domain), x->domain);
-	if (local_resolve_user(full, pw, &d, &tmp) == 0)
+	if (local_resolve_user(full, &pw, &d, &tmp) == 0)
 		deliver_leaf(x, &d, full, sender);
 	else {
 		local_log_result(x->r, full, x->rc->address, &tmp);

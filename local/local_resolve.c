@@ -8,7 +8,8 @@
  *     uid; when the daemon runs as root the delivery runs as mail_owner
  *     instead, unless mail_owner itself is root (the master's development
  *     mode started as root, where every process runs as root).
- *   - system mode: getpwnam(USER); the mailbox is HOME/home_mailbox
+ *   - system mode: USER's passwd entry (local_pw_lookup: getpwnam through
+ *     a cache of a few seconds); the mailbox is HOME/home_mailbox
  *     (Maildir when it ends in '/', else an mbox file there) or, with an
  *     empty home_mailbox, the mbox mail_spool_directory/USER.  The delivery
  *     runs as the user (with the spool's group when the spool directory is
@@ -25,7 +26,6 @@
  * (deliver_set_result); nothing here is fatal.
  */
 #include <errno.h>
-#include <pwd.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -94,13 +94,20 @@ static int resolve_virtual(const char *address, struct local_dest *d, struct del
 	 * root: mail_owner is root) does the agent write as itself, into the
 	 * configured base that no user controls. */
 	const char *owner = cf.mail_owner ? cf.mail_owner : "";
-	struct passwd *pw = *owner ? getpwnam(owner) : NULL;
-	if (pw == NULL) {
+	struct local_pw pw;
+	int found = *owner ? local_pw_lookup(owner, &pw) : 0;
+	if (found < 0) {
+		int e = errno;
+		log_warning("virtual mailbox owner \"%s\": lookup failed: %s", owner, strerror(e));
+		deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "mailbox owner lookup failed: %s", strerror(e));
+		return -1;
+	}
+	if (found == 0) {
 		log_warning("virtual mailbox owner \"%s\" is unknown", owner);
 		deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "mailbox owner unknown (mail_owner = %s)", owner);
 		return -1;
 	}
-	if (pw->pw_uid == 0) {
+	if (pw.uid == 0) {
 		static int warned;
 		if (!warned++)
 			log_warning("mail_owner %s is root: development mailboxes under %s are written as root",
@@ -108,48 +115,42 @@ static int resolve_virtual(const char *address, struct local_dest *d, struct del
 		return 0;
 	}
 	d->switch_user = 1;
-	d->uid = pw->pw_uid;
-	d->gid = pw->pw_gid;
+	d->uid = pw.uid;
+	d->gid = pw.gid;
 	d->pw_name[0] = '\0'; /* no supplementary groups */
 	return 0;
 }
 
-/* getpwnam with the "unknown" vs "lookup failed" distinction.  NULL with
- * rc set. */
-static struct passwd *lookup_user(const char *user, const char *address, struct deliver_rcpt *rc)
+/* The passwd entry of user (through the cache), with the "unknown" vs
+ * "lookup failed" distinction.  0, or -1 with rc set. */
+static int lookup_user(const char *user, const char *address, struct local_pw *pw, struct deliver_rcpt *rc)
 {
-	errno = 0;
-	struct passwd *pw = getpwnam(user);
-	if (pw == NULL) {
-		if (errno != 0 && errno != ENOENT && errno != ESRCH && errno != EBADF && errno != EPERM) {
-			log_warning("getpwnam(%s): %s", user, strerror(errno));
-			deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "user lookup failed: %s", strerror(errno));
-		} else {
-			deliver_set_result(rc, DELIVER_PERM, "5.1.1", "<%s>: user unknown", address);
-		}
+	int r = local_pw_lookup(user, pw);
+	if (r < 0) {
+		int e = errno;
+		log_warning("getpwnam(%s): %s", user, strerror(e));
+		deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "user lookup failed: %s", strerror(e));
+	} else if (r == 0) {
+		deliver_set_result(rc, DELIVER_PERM, "5.1.1", "<%s>: user unknown", address);
 	}
-	return pw;
+	return r == 1 ? 0 : -1;
 }
 
-int local_ident_user(const char *name, struct local_ident *id, struct deliver_rcpt *rc)
+/* Fill id from pw (already looked up); is_default: pw is default_privs.
+ * 0 or -1 with rc set. */
+static int ident_from_pw(const struct local_pw *pw, int is_default, struct local_ident *id,
+			 struct deliver_rcpt *rc)
 {
-	const char *user = name ? name : cf.default_privs;
-	struct passwd *pw = lookup_user(user, user, rc);
 	memset(id, 0, sizeof(*id));
-	if (pw == NULL) {
-		if (name == NULL) /* a configuration problem, not the recipient's */
-			deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "default_privs user %s is unknown", user);
-		return -1;
-	}
-	if (pw->pw_uid == 0) {
-		log_warning("refusing to run a delivery as root (user %s)", user);
+	if (pw->uid == 0) {
+		log_warning("refusing to run a delivery as root (user %s)", pw->name);
 		deliver_set_result(rc, DELIVER_TEMP, "4.7.0", "deliveries never run as root");
 		return -1;
 	}
 	if (geteuid() != 0) {
 		/* Development: everything runs as ourselves; another user's
 		 * commands or files would run with our rights, so refuse. */
-		if (pw->pw_uid != geteuid() && name != NULL) {
+		if (pw->uid != geteuid() && !is_default) {
 			deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "cannot deliver as another user when not root");
 			return -1;
 		}
@@ -157,18 +158,31 @@ int local_ident_user(const char *name, struct local_ident *id, struct deliver_rc
 		id->gid = getegid();
 	} else {
 		id->switch_user = 1;
-		id->uid = pw->pw_uid;
-		id->gid = pw->pw_gid;
-		if (str_copy(id->pw_name, sizeof(id->pw_name), pw->pw_name) < 0)
+		id->uid = pw->uid;
+		id->gid = pw->gid;
+		if (str_copy(id->pw_name, sizeof(id->pw_name), pw->name) < 0)
 			id->pw_name[0] = '\0';
 	}
-	const char *home = pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : "/";
-	const char *shell = pw->pw_shell && pw->pw_shell[0] == '/' ? pw->pw_shell : "/bin/sh";
+	const char *home = pw->dir[0] == '/' ? pw->dir : "/";
+	const char *shell = pw->shell[0] == '/' ? pw->shell : "/bin/sh";
 	if (str_copy(id->home, sizeof(id->home), home) < 0 || str_copy(id->shell, sizeof(id->shell), shell) < 0) {
 		deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "home directory path too long");
 		return -1;
 	}
 	return 0;
+}
+
+int local_ident_user(const char *name, struct local_ident *id, struct deliver_rcpt *rc)
+{
+	const char *user = name ? name : cf.default_privs;
+	struct local_pw pw;
+	memset(id, 0, sizeof(*id));
+	if (lookup_user(user, user, &pw, rc) < 0) {
+		if (name == NULL) /* a configuration problem, not the recipient's */
+			deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "default_privs user %s is unknown", user);
+		return -1;
+	}
+	return ident_from_pw(&pw, name == NULL, id, rc);
 }
 
 void local_dest_set_ident(struct local_dest *d, const struct local_ident *id)
@@ -184,12 +198,12 @@ void local_dest_set_ident(struct local_dest *d, const struct local_ident *id)
 /* mbox in mail_spool_directory/USER: the user's uid, and the spool's group
  * when the spool is group-writable (so the user may create the mailbox and
  * its dotlock without any root write). */
-static int resolve_spool(const char *address, const struct passwd *pw, struct local_dest *d,
+static int resolve_spool(const char *address, const struct local_pw *pw, struct local_dest *d,
 			 struct deliver_rcpt *rc)
 {
 	const char *spool = cf.mail_spool_directory;
 	struct stat st;
-	int n = snprintf(d->path, sizeof(d->path), "%.*s/%s", (int)dir_len(spool), spool, pw->pw_name);
+	int n = snprintf(d->path, sizeof(d->path), "%.*s/%s", (int)dir_len(spool), spool, pw->name);
 	if (n < 0 || (size_t)n >= sizeof(d->path)) {
 		deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "mailbox path too long for <%s>", address);
 		return -1;
@@ -205,31 +219,30 @@ static int resolve_spool(const char *address, const struct passwd *pw, struct lo
 	return 0;
 }
 
-int local_resolve_user(const char *address, const void *vpw, struct local_dest *d, struct deliver_rcpt *rc)
+int local_resolve_user(const char *address, const struct local_pw *pw, struct local_dest *d,
+		       struct deliver_rcpt *rc)
 {
-	const struct passwd *pw = vpw;
 	struct local_ident id;
-	if (pw->pw_uid == 0) {
+	if (pw->uid == 0) {
 		log_warning("refusing to deliver <%s> as root: alias root to a person", address);
 		deliver_set_result(rc, DELIVER_TEMP, "4.7.0", "delivery to root's mailbox is refused");
 		return -1;
 	}
-	char name[ADDR_SIZE];
-	if (str_copy(name, sizeof(name), pw->pw_name) < 0 || local_ident_user(name, &id, rc) < 0)
+	if (ident_from_pw(pw, 0, &id, rc) < 0)
 		return -1;
 	local_dest_set_ident(d, &id);
 	const char *hm = cf.home_mailbox ? cf.home_mailbox : "";
 	size_t hlen = strlen(hm);
 	if (hlen == 0)
 		return resolve_spool(address, pw, d, rc);
-	if (hm[0] == '/' || pw->pw_dir == NULL || pw->pw_dir[0] != '/') {
+	if (hm[0] == '/' || pw->dir[0] != '/') {
 		log_warning("cannot deliver to <%s>: home_mailbox must be relative and the home absolute",
 			    address);
 		deliver_set_result(rc, DELIVER_TEMP, "4.3.5", "mailbox location misconfigured");
 		return -1;
 	}
-	size_t blen = dir_len(pw->pw_dir);
-	int n = snprintf(d->path, sizeof(d->path), "%.*s/%s", (int)blen, pw->pw_dir, hm);
+	size_t blen = dir_len(pw->dir);
+	int n = snprintf(d->path, sizeof(d->path), "%.*s/%s", (int)blen, pw->dir, hm);
 	if (n < 0 || (size_t)n >= sizeof(d->path)) {
 		deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "mailbox path too long for <%s>", address);
 		return -1;
@@ -242,21 +255,10 @@ int local_resolve_user(const char *address, const void *vpw, struct local_dest *
 
 static int resolve_system(const char *address, struct local_dest *d, struct deliver_rcpt *rc)
 {
-	struct passwd *pw = lookup_user(d->user, address, rc);
-	if (pw == NULL)
+	struct local_pw pw;
+	if (lookup_user(d->user, address, &pw, rc) < 0)
 		return -1;
-	/* Copy: local_resolve_user looks users up again (static results). */
-	struct passwd pwc = *pw;
-	char name[ADDR_SIZE], dir[PATH_MAX], shell[PATH_MAX];
-	if (str_copy(name, sizeof(name), pw->pw_name) < 0 || str_copy(dir, sizeof(dir), pw->pw_dir ? pw->pw_dir : "") < 0 ||
-	    str_copy(shell, sizeof(shell), pw->pw_shell ? pw->pw_shell : "") < 0) {
-		deliver_set_result(rc, DELIVER_TEMP, "4.3.0", "passwd entry too long for <%s>", address);
-		return -1;
-	}
-	pwc.pw_name = name;
-	pwc.pw_dir = dir;
-	pwc.pw_shell = shell;
-	return local_resolve_user(address, &pwc, d, rc);
+	return local_resolve_user(address, &pw, d, rc);
 }
 
 /* "static:N" → N (not 0).  -1 when malformed. */

@@ -17,6 +17,8 @@
  * A worker idle for WORKER_IDLE_MS is closed by the agent before its next
  * use (the worker itself leaves after twice that, and at end of file when
  * the agent goes away); one is replaced after WORKER_MAX_USES deliveries.
+ * Both ends wait with a receive timeout on the socket (SO_RCVTIMEO) rather
+ * than a poll before every message.
  * If the request cannot be sent, the worker is dropped and one fresh worker
  * is tried; after that the caller forks the classic child.  A worker that
  * dies or stalls after it got the request is a temporary failure, like the
@@ -26,11 +28,11 @@
  * Public: local_worker_deliver.
  */
 #include <errno.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -43,6 +45,9 @@
 #define WORKER_IDLE_MS 5000
 #define WORKER_MAX_USES 1000
 #define WORKER_SOCK 3 /* the worker's socket, after its descriptors are cleared */
+/* Receive timeout on both ends of a worker's socket: a blocking recv gives
+ * up after it, so neither side polls before each message. */
+#define WORKER_RECV_SLICE_MS (2 * WORKER_IDLE_MS)
 
 struct worker_req {
 	struct local_dest d; /* orcpt is not sent (Maildir does not use it) */
@@ -76,17 +81,15 @@ __attribute__((noreturn)) static void worker_main(void)
 	struct worker_res res;
 
 	for (;;) {
-		struct pollfd p = { WORKER_SOCK, POLLIN, 0 };
 		struct local_msg msg;
-		int fd = -1, r;
+		int fd = -1;
 		ssize_t n;
 
-		r = poll(&p, 1, 2 * WORKER_IDLE_MS);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			_exit(0);
+		/* Blocks at most WORKER_RECV_SLICE_MS (SO_RCVTIMEO): idle that
+		 * long, the worker leaves. */
 		n = sock_recv_fd(WORKER_SOCK, &fd, &req, sizeof(req));
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			_exit(0);
 		if (n != (ssize_t)sizeof(req) || fd < 0 || req.d.kind != LOCAL_DEST_MAILDIR)
 			_exit(n == 0 ? 0 : 1); /* end of file: the agent is done with us */
 		req.d.orcpt = "";
@@ -106,6 +109,18 @@ __attribute__((noreturn)) static void worker_main(void)
 	}
 }
 
+/* SO_RCVTIMEO of WORKER_RECV_SLICE_MS on both sockets of sv.  0 or -1. */
+static int set_recv_slice(const int sv[2])
+{
+	struct timeval tv = { .tv_sec = WORKER_RECV_SLICE_MS / 1000,
+			      .tv_usec = (WORKER_RECV_SLICE_MS % 1000) * 1000 };
+
+	for (int i = 0; i < 2; i++)
+		if (setsockopt(sv[i], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0)
+			return -1;
+	return 0;
+}
+
 static int worker_spawn(const struct local_dest *d, struct worker *w)
 {
 	int sv[2];
@@ -113,6 +128,11 @@ static int worker_spawn(const struct local_dest *d, struct worker *w)
 
 	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
+	if (set_recv_slice(sv) < 0) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
 	pid = fork();
 	if (pid < 0) {
 		close(sv[0]);
@@ -175,30 +195,22 @@ static int worker_for(const struct local_dest *d)
 	return nworkers++;
 }
 
-/* Read the result within the child time limit; 1 when it arrived whole. */
+/* Read the result within the child time limit; 1 when it arrived whole.
+ * Each recv blocks at most WORKER_RECV_SLICE_MS (SO_RCVTIMEO), so the limit
+ * is kept to within one slice without a poll before every result. */
 static int read_result(int sock, struct worker_res *res)
 {
 	long long deadline = clock_ms() + local_child_timeout() * 1000;
 
 	for (;;) {
-		long long left = deadline - clock_ms();
-		struct pollfd p = { sock, POLLIN, 0 };
-		ssize_t n;
-		int r;
+		ssize_t n = recv(sock, res, sizeof(*res), 0);
 
-		if (left <= 0)
+		if (n >= 0)
+			return n == (ssize_t)sizeof(*res);
+		if (errno == EINTR)
+			continue;
+		if ((errno != EAGAIN && errno != EWOULDBLOCK) || clock_ms() >= deadline)
 			return 0;
-		r = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return 0;
-		if (r == 0)
-			continue;
-		n = recv(sock, res, sizeof(*res), 0);
-		if (n < 0 && errno == EINTR)
-			continue;
-		return n == (ssize_t)sizeof(*res);
 	}
 }
 

@@ -10,6 +10,13 @@ at the end even on failure) and checks, through the real daemons:
   maildir_worker_reused_as_user  three Maildir deliveries to one user: owned
                by the user, at least two written by one kept worker process
                (the P<pid> of the file names), which runs as the user
+  maildir_nothing_in_tmp  after those deliveries Maildir tmp/ is empty and
+               every file in new/ has one link
+  passwd_home_change_seen  the passwd entry gets a new home: a few seconds later
+               (the agent's passwd cache) mail goes to the new home
+  maildir_tmpfile_fallback  (third instance) the agent's link through
+               /proc/self/fd fails (LD_PRELOAD shim, ENOENT): each message is
+               written again through tmp/ and delivered exactly once
   forward_*    .forward with \\user and a pipe run as the user (uid/gid checked
                inside the command); ignored when a symlink, group writable, or
                owned by another user
@@ -24,6 +31,8 @@ at the end even on failure) and checks, through the real daemons:
                mailbox_size_limit bounces and leaves the mbox as it was
 """
 
+import ctypes
+import errno
 import os
 import pwd
 import re
@@ -35,8 +44,8 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tern_harness import (TERNCTL, Results, SmtpSink, Tern, prerequisites_or_fail,  # noqa: E402
-                          wait_for)
+from tern_harness import (BUILD, DAEMON_DIR, TERNCTL, Results, SmtpSink, Tern,  # noqa: E402
+                          prerequisites_or_fail, wait_for)
 
 res = Results()
 PREFIX = "ternt_%d_" % (os.getpid() % 100000)
@@ -62,6 +71,33 @@ def remove_users():
     for u in USERS:
         subprocess.run(["userdel", u], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
         subprocess.run(["groupdel", u], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=30)
+
+
+def set_home(name, home):
+    """usermod -d, which refuses while the user has processes (the agent's
+    Maildir worker runs as the user): rewrite the passwd entry under the
+    passwd lock the way usermod does (new file, rename)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.lckpwdf() == 0, "cannot lock the passwd file"
+    try:
+        with open("/etc/passwd") as f:
+            lines = f.read().splitlines(True)
+        out = []
+        for line in lines:
+            fields = line.rstrip("\n").split(":")
+            if len(fields) == 7 and fields[0] == name:
+                fields[5] = home
+                line = ":".join(fields) + "\n"
+            out.append(line)
+        st = os.stat("/etc/passwd")
+        tmp = "/etc/passwd.tern-test"
+        with open(tmp, "w") as f:
+            f.write("".join(out))
+        os.chmod(tmp, st.st_mode & 0o7777)
+        os.chown(tmp, st.st_uid, st.st_gid)
+        os.replace(tmp, "/etc/passwd")
+    finally:
+        libc.ulckpwdf()
 
 
 def send(port, rcpt, body="hello\n", sender="sender@remote.test", headers=""):
@@ -220,6 +256,36 @@ def test_main():
                 pass  # already gone after its idle time: the file owners above say enough
         res.run("maildir_worker_reused_as_user", maildir_worker)
 
+        def nothing_in_tmp():
+            # The file is written unnamed in tmp/ (O_TMPFILE) or through
+            # tmp/; either way tmp/ holds nothing once delivery is done.
+            for u in (a, c):
+                tmpd = os.path.join(u.pw_dir, "Maildir", "tmp")
+                assert os.path.isdir(tmpd) and not os.listdir(tmpd), "%s: %s" % (tmpd, os.listdir(tmpd))
+                for f in maildir_files(u.pw_dir):
+                    assert os.stat(f).st_nlink == 1, f
+        res.run("maildir_nothing_in_tmp", nothing_in_tmp)
+
+        def home_change_seen():
+            # The agent keeps passwd entries for a few seconds
+            # (local/local_pwcache.c): a moved home is used soon after.
+            send(port, "%s@localhost" % b.pw_name, body="before the move\n")
+            assert wait_for(lambda: any("before the move" in read(f) for f in maildir_files(b.pw_dir)), 15)
+            newhome = b.pw_dir + ".moved"
+            os.makedirs(newhome)
+            os.chown(newhome, b.pw_uid, b.pw_gid)
+            set_home(b.pw_name, newhome)
+            try:
+                time.sleep(3.5)  # LOCAL_PW_TTL_MS and a margin
+                send(port, "%s@localhost" % b.pw_name, body="after the move\n")
+                assert wait_for(lambda: any("after the move" in read(f) for f in maildir_files(newhome)), 15), \
+                    "not delivered to the new home %s" % newhome
+                assert not any("after the move" in read(f) for f in maildir_files(b.pw_dir)), "old home used"
+            finally:
+                set_home(b.pw_name, b.pw_dir)
+            time.sleep(3.5)  # the tests below expect the old home again
+        res.run("passwd_home_change_seen", home_change_seen)
+
         def pipe_ok():
             send(port, "prog@localhost", body="piped body\n")
             f = os.path.join(out, "prog.msg")
@@ -366,6 +432,60 @@ def test_mbox():
         t.cleanup()
 
 
+def test_tmpfile_fallback():
+    """The agent runs under the rename/link shim (tests/faults/renamefail.c)
+    failing its link through /proc/self/fd into new/ with ENOENT, as when
+    /proc is not mounted: the message is written again through tmp/ and
+    delivered exactly once, tmp/ left empty."""
+    shim = os.path.join(BUILD, "tests", "faults", "librenamefail.so")
+    if not os.path.exists(shim):
+        res.skip("maildir_tmpfile_fallback", "%s missing (make unit builds it)" % shim)
+        return
+    t = Tern(name="fallback", conf={"local_mailbox_base": ""})
+    res.on_fail.append(t.diagnostics)
+    try:
+        wrap = os.path.join(t.dir, "libexec")
+        os.makedirs(wrap)
+        os.chmod(t.dir, 0o755)
+        for name in os.listdir(DAEMON_DIR):
+            real = os.path.join(DAEMON_DIR, name)
+            if os.path.isdir(real) or not os.access(real, os.X_OK):
+                continue
+            env = ""
+            if name == "local":
+                env = ("TERN_FAIL_RENAME=%d; TERN_FAIL_RENAME_MATCH=/Maildir/new/; TERN_FAIL_RENAME_OPS=linkat\n"
+                       "export TERN_FAIL_RENAME TERN_FAIL_RENAME_MATCH TERN_FAIL_RENAME_OPS\n"
+                       "LD_PRELOAD='%s'; export LD_PRELOAD\n" % (errno.ENOENT, shim))
+            with open(os.path.join(wrap, name), "w") as f:
+                f.write("#!/bin/sh\n%sexec '%s' \"$@\"\n" % (env, real))
+            os.chmod(os.path.join(wrap, name), 0o755)
+        t.conf["daemon_directory"] = wrap
+        t.conf["alias_maps"] = ""
+        t.write_conf()
+        u = add_user(t.dir, "f")
+        t.start()
+
+        def fallback():
+            for i in range(2):
+                send(t.port, "%s@localhost" % u.pw_name, body="fallback %d\n" % i)
+            assert wait_for(lambda: len(maildir_files(u.pw_dir)) >= 2, 15), "not delivered"
+            time.sleep(0.5)
+            files = maildir_files(u.pw_dir)
+            assert len(files) == 2, "%d copies" % len(files)
+            assert sorted(read(f).count("fallback") for f in files) == [1, 1]
+            for f in files:
+                st = os.stat(f)
+                assert (st.st_uid, st.st_nlink) == (u.pw_uid, 1), "%s: uid %d, %d links" % (f, st.st_uid, st.st_nlink)
+            tmpd = os.path.join(u.pw_dir, "Maildir", "tmp")
+            assert not os.listdir(tmpd), "tmp/ not empty: %s" % os.listdir(tmpd)
+            log = t.log_text()
+            assert re.search(r"renamefail: linkat \S*/Maildir/new/", log), "the shim failed no link"
+            assert "writing it through tmp/" in log, "no fallback logged"
+        res.run("maildir_tmpfile_fallback", fallback)
+    finally:
+        t.cleanup()
+
+
 if os.getuid() != 0:
     res.skip("local_delivery", "needs root to create users and run the privileged local agent")
     print("PASS local_delivery_skipped_not_root")
@@ -375,6 +495,7 @@ if not prerequisites_or_fail(res, "local_delivery"):
 try:
     test_main()
     test_mbox()
+    test_tmpfile_fallback()
 finally:
     remove_users()
 res.exit()
