@@ -510,6 +510,18 @@ def count_files(d):
         return 0
 
 
+def poll_interval(done, total, elapsed):
+    """How long to sleep before counting a Maildir again.  Listing a directory
+    of thousands of files costs CPU the servers under test need, so the count
+    is taken rarely while the end is far off (a quarter of the estimated time
+    left, at most 0.25 s) and every 20 ms near it: the end is still seen
+    within 20 ms, for either server alike."""
+    if done <= 0 or elapsed <= 0:
+        return 0.05
+    left = (total - done) / (done / elapsed)
+    return min(0.25, max(0.02, left / 4))
+
+
 def timeout_for(msgs, size):
     """Generous bound for one run: 20 msgs/s and 2 MB/s worst case, plus a minute."""
     return 60 + msgs / 20.0 + msgs * size / 2e6
@@ -542,7 +554,7 @@ def run_throughput(server_cls, scenario, run, msgs, sessions, size, local=False,
                 delivered = count_files(srv.maildir_new)
                 if delivered >= msgs:
                     break
-                time.sleep(0.02)
+                time.sleep(poll_interval(delivered, msgs, time.monotonic() - t0))
             t1 = time.monotonic()
             st = finish_source(src, 30)
             if delivered < msgs:
