@@ -29,7 +29,10 @@ It needs root (Postfix's master starts as root) and installs `postfix`, `gnuplot
 missing (Postfix's package preseeded to "No configuration": no `/etc/postfix/main.cf`, no system
 instance, nothing on port 25; the script refuses to run while any Postfix master runs).  Both
 servers listen on 127.0.0.1 only, on free ports; every instance lives in a fresh temporary
-directory under `BENCH_DIR` (default `/var/tmp`), is stopped by pid and removed after its run.
+directory under `BENCH_DIR` (default `/var/tmp`) and is stopped by pid after its run; the
+directories are removed when the whole bench ends (thousands of freed inodes slow every file
+create for a minute or more on this file system, which would handicap whichever server runs next,
+the one that creates a file per message most).
 Other knobs: `BENCH_RUNS` (default 3), `BENCH_SERVERS=tern,postfix`, `BENCH_GROWTH_RUNS` (default 1),
 `BENCH_NODOCS=1` (do not touch this page).  The old single-purpose scripts remain:
 `bench/rss.py`, `bench/deferred_queue.py`, `bench/dirscale.py`.
@@ -48,7 +51,8 @@ the same program for both servers; with `-c` it prints a running message counter
 `.`, which bench.py reads from a pipe and timestamps as it arrives.  *Delivered* for the relay
 scenarios = transactions completed at the sink (both servers send a message's 50 recipients to
 one next hop in one transaction: their recipient limit is 50); for local delivery = files in
-`Maildir/new/` (polled every 20 ms).  *Throughput* = messages / (time from starting the load
+`Maildir/new/` (counted every 20 ms near the end of a run, rarely before it: listing a directory of
+thousands of files takes CPU from the server under test).  *Throughput* = messages / (time from starting the load
 generator, i.e. its first connection, to the last delivery).  For *accept-only* delivery is
 paused and the time runs to the load generator's exit (its last `250`).
 
@@ -148,7 +152,11 @@ def render(mach, rows, ceiling, growth, plot, scale, scale_f, runs, secs, date, 
     out.append("`bench/fsync_ceiling.c`: write 4 KiB to `tmp/NAME`, `fsync`, `rename` to `new/NAME`, "
                "`fsync` the directory — one message's commit, as tern's smtpd makes it — in a loop, "
                "by one writer and by 8 concurrent writers (threads, same directories), in the "
-               "directory the queues live in.\n")
+               "directory the queues live in.  It runs after every server run and its files are "
+               "kept until the bench ends: removing them earlier freed thousands of inodes just "
+               "before the relay runs and slowed Postfix (a new file per message) far more than "
+               "tern (recycled files) — the relay ratio of 2.91 recorded before this was inflated "
+               "by it; 2.95 with it and 2.73 without it on the same day.\n")
     out.append("| writers | commits/s (median, min–max) |")
     out.append("|---|---|")
     for w in (1, 8):
@@ -198,11 +206,13 @@ vmstat 1                                       # idle and context switches durin
 **With 20 sessions the machine is CPU-bound, and the CPU is in the kernel.**  During a relay run
 `vmstat` shows 1–2 % idle, 75 % system time.  The load generator and sink alone (smtp-source
 straight into smtp-sink, no MTA between) run at 3,600–4,500 msg/s for 0.34–0.45 ms of machine CPU
-per message; Postfix needs 3.2–3.9 ms per relayed message, tern about 1.1–1.5 ms.
+per message; in the latest run Postfix needed 2.8–3.4 ms of machine CPU per relayed message and
+tern 1.0–1.3 ms (local delivery: Postfix 2.1–2.8 ms, tern 1.2 ms).
 
 **The disk's bandwidth is not the limit; its per-request cost is.**  `bench/fsync_ceiling.c`'s
-pattern (write 4 KiB, fsync, rename, fsync the directory) reaches about 1,800, 3,900 and 4,800
-commits/s with 1, 8 and 20 writers here, far above tern's rate.  But each fsync is several I/O
+pattern (write 4 KiB, fsync, rename, fsync the directory) reaches about 1,900 and 5,900 commits/s
+with 1 and 8 writers here (1,800, 3,900 and 4,800 at 1, 8 and 20 writers in an earlier session, when
+it ran right after other runs had deleted their files), far above tern's rate.  But each fsync is several I/O
 submissions, and on this VM each submission is a trip to the hypervisor (`virtqueue_notify` →
 `iowrite16`): fsync was 24 % of smtpd's samples, `iowrite16` alone 11 %.  Hence the **group commit of
 `incoming/`'s fsync** (`common/dirsync.h`): a session whose rename came before another session's
@@ -231,26 +241,58 @@ message (now only after a transaction left open).
 **Local delivery forked a child per message** to write the Maildir file as its owner: fork, exit
 and the copy-on-write faults between them were 44 % of the local agent's CPU.  A worker per owner
 (`local/local_worker.c`, the same privilege drop) now writes that owner's mail for a few seconds of
-traffic; the agent and its workers went from about 0.75 to 0.36 ms of CPU per message.
+traffic; the agent and its workers went from about 0.75 to 0.36 ms of CPU per message, and to
+0.24–0.31 ms with the system-call work below.
 
 **CPU per message and process** (relay, 6,000 × 5 KiB, 20 sessions, `/proc/PID/stat` before and
-after, `max_use` raised so no process exits during the run): smtpd 0.45–0.55 ms (nine tenths in
+after, `max_use` raised so no process exits during the run): smtpd 0.44–0.47 ms (nine tenths in
 the kernel: loopback TCP and its softirq work, fsync, rename, poll), send 0.1 ms, the queue
-manager 0.1 ms, the master 0.02 ms.  Process recycling does not matter (`max_use` 100 and 10,000
+manager 0.08 ms, the master 0.015 ms.  Against the code before the system-call work, in runs
+alternating old and new build three times (12,000 messages each): relay 1,515 → 1,654 msg/s and
+0.735 → 0.659 ms of tern CPU per message; local 1,330 → 1,620 msg/s and 0.97 → 0.78 ms.  Process recycling does not matter (`max_use` 100 and 10,000
 gave the same rate).
+
+**System calls per message** (`strace -f` of every process, 200 messages, 2 sessions, then divided):
+smtpd 73 → 42, the queue manager 34 → 21, local with its worker 54 → 38.  What went: the queue
+directories and the group-commit state opened and closed for every message (now once per
+process); the group commit's counter lock and reads (now a shared mapping read with atomic loads:
+two `fcntl` per commit instead of up to thirteen); a socket per queue-manager trigger; `getpid` per
+log line and queue id (`common/selfpid.c`); `/etc/localtime` checked again for every `Received:`
+date (the daemons set `TZ=:/etc/localtime` when it is unset); `F_GETFL`/`F_SETFL` pairs around
+every accept and every agent request; a `poll` before every read of a queue file; the passwd file
+read for every local delivery (a 3-second cache); the Maildir `tmp/` name (an unnamed `O_TMPFILE`
+file linked into `new/`, so no name to create and remove); and a 32 KiB `readdir` of `recycle/`,
+which holds one or two thousand files under load, for every refill of a receiver's list of
+reusable files (now one 4 KiB `getdents64` on a kept descriptor: 6.3 % → 1.7 % of smtpd's
+samples).  A small finished file goes from `active/` straight to `recycle/` (one rename less in
+the queue manager).  Most of these calls were cheap: smtpd's CPU per message barely moved, the
+local agent's fell by about 15 %.  Not taken: polling before the read that follows a reply (the
+client's next command has usually arrived by then under load; it added calls).
+
+**Where smtpd's time goes now** (relay, perf, samples by the system call they are in): `fsync`
+23 %, `sendto` (loopback TCP to the client, with the softirq work of delivering it) 16 %,
+`renameat` 10 %, `poll` 6 %, interrupts 4 %, `fcntl` (the group commit's leader lock) 3 %.  The
+rest is spread thin.  smtpd is 44–47 % of the machine in a relay run, smtp-source 17–20 %, send
+11 %, smtp-sink 7.5 %, the queue manager 7.5 %, the benchmark's Python 5 %.
 
 **What is left, ranked:**
 
-1. smtpd's two renames per message (claim from `recycle/` into `tmp/`, then into `incoming/`, 8 %
-   of its samples): a file could be claimed straight into `incoming/` and marked complete by a mode
-   bit at the commit, as Postfix marks its incoming files, at the price of a queue-manager change.
-2. smtpd's per-connection extras: the client's reverse and forward lookup opening `/etc/hosts`
-   twice, two queue directories opened per message, a new trigger socket per message, `getpid` per
-   log line.  A few percent together.
-3. Local delivery: two fsyncs per Maildir file (the file and `new/`), which concurrent workers of
-   one owner could share as smtpd sessions share `incoming/`'s; the Maildir create still meets
-   recently deleted inodes when anything else on the file system deletes files.
+1. The kernel work that the protocol and the promise need: per message a connection, seven
+   replies, a file fsync, a share of a directory fsync and two renames in smtpd; a file fsync and a
+   directory fsync in the Maildir.  On this VM each flush is several trips to the hypervisor.
+2. One rename less in smtpd: claim a file straight into `incoming/` and mark it complete at the
+   commit.  Not done: a recycled file keeps its old blocks, so after a crash a file marked complete
+   could hold a mix of old and new blocks unless the mark had an fsync of its own, which costs what
+   the rename saves.
+3. Group commit of a Maildir's `new/` fsync across the workers that write one owner's mail.  As
+   an experiment (not a change) dropping that fsync altogether raised local throughput by about
+   9 %; sharing it would recover a little over half of that, at the price of a shared state file
+   per Maildir.
 4. Latency at low load is bounded below by the flushes on the path: three fsyncs before a message
-   appears in a Maildir (queue file, its directory, the Maildir file) against Postfix's two
-   (Postfix does not fsync directories); tern's promise keeps them.
+   appears in a Maildir (queue file, its directory, the Maildir file) and a fourth for `new/`,
+   against Postfix's two (Postfix does not fsync directories); tern's promise keeps them.
+5. The arithmetic of the local target: Postfix delivers into a Maildir for 2.4–2.9 ms of machine
+   CPU per message here, so 3× needs tern at 0.8–1.0 ms for everything, the load generator's
+   0.2–0.25 ms included; tern's smtpd alone takes about 0.45–0.5 ms, most of it the kernel work of
+   item 1.
 """
