@@ -25,6 +25,7 @@
 #include "localrcpt.h"
 #include "log.h"
 #include "proto_deliver.h"
+#include "testutil.h"
 
 #define PREFIX "V 1\nQ TESTQ\nE\n" /* stands for the envelope before the content */
 
@@ -37,30 +38,6 @@ static void set_conf(const char *kv)
 	ck_assert_msg(conf_override(kv, err, sizeof(err)) == 0, "%s", err);
 }
 
-static void rm_rf(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return;
-	if (S_ISDIR(st.st_mode)) {
-		DIR *d = opendir(path);
-		chmod(path, 0700);
-		if (d) {
-			struct dirent *e;
-			while ((e = readdir(d)) != NULL) {
-				if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-					continue;
-				char sub[1024];
-				snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-				rm_rf(sub);
-			}
-			closedir(d);
-		}
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
 
 /* Running as root the agent writes virtual mailboxes as mail_owner:
  * use "nobody" and give it the test directory. */
@@ -97,7 +74,7 @@ static void setup(void)
 
 static void teardown(void)
 {
-	rm_rf(work);
+	test_rm_rf(work);
 }
 
 /* A queue-file stand-in: PREFIX then the content; returns the open fd. */

@@ -33,6 +33,7 @@
 #include "../../../local/local.h"
 #include "conf.h"
 #include "log.h"
+#include "testutil.h"
 
 #define PREFIX "V 1\nQ TESTQ\nE\n" /* stands for the envelope before the content */
 #define CONTENT "Received: from x\nSubject: hi\n\nbody\n"
@@ -118,29 +119,6 @@ static char work[256];
 static char maildir[512];
 static int msgfd;
 
-static void rm_rf(const char *path)
-{
-	struct stat st;
-	if (lstat(path, &st) < 0)
-		return;
-	if (S_ISDIR(st.st_mode)) {
-		DIR *d = opendir(path);
-		if (d) {
-			struct dirent *e;
-			while ((e = readdir(d)) != NULL) {
-				if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-					continue;
-				char sub[1024];
-				snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-				rm_rf(sub);
-			}
-			closedir(d);
-		}
-		rmdir(path);
-	} else {
-		unlink(path);
-	}
-}
 
 static void setup(void)
 {
@@ -166,7 +144,7 @@ static void setup(void)
 static void teardown(void)
 {
 	close(msgfd);
-	rm_rf(work);
+	test_rm_rf(work);
 }
 
 /* Deliver the test message into maildir (created below work as needed). */
