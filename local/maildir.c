@@ -42,6 +42,7 @@
 #include "conf.h"
 #include "local.h"
 #include "log.h"
+#include "selfpid.h"
 #include "sock.h"
 #include "xalloc.h"
 
@@ -80,7 +81,7 @@ int maildir_unique_name(char *out, size_t outsize)
 	gettimeofday(&tv, NULL);
 	unique_host(host, sizeof(host));
 	int n = snprintf(out, outsize, "%lld.M%ldP%ldQ%lu.%s", (long long)tv.tv_sec, (long)tv.tv_usec,
-			 (long)getpid(), ++maildir_counter, host);
+			 (long)self_pid(), ++maildir_counter, host);
 	return (n < 0 || (size_t)n >= outsize) ? -1 : 0;
 }
 
