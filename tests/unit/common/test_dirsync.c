@@ -121,24 +121,33 @@ START_TEST(sequential_calls_each_fsync)
 }
 END_TEST
 
-/* An fsync that began before the call (generation 5 in flight) does not
- * cover it: the caller waits and then leads generation 6. */
-START_TEST(inflight_fsync_does_not_cover)
+/* A caller that reads the counters while a leader holds the lock, after
+ * which they become (started, done) and the leader lets go: it must end
+ * with the counters at (want_started, want_done). */
+static void waiter_case(uint64_t before_started, uint64_t before_done, uint64_t started, uint64_t done,
+			uint64_t want_started, uint64_t want_done)
 {
 	int lfd;
 	pid_t pid;
 	struct counters c;
 
-	put(5, 4);
+	put(before_started, before_done);
 	lfd = hold_leader();
 	pid = start_caller(lfd);
 	usleep(1000000); /* the caller reads the counters, then waits for the lock */
-	put(5, 5);       /* generation 5 ends */
+	put(started, done);
 	close(lfd);
 	ck_assert_int_eq(finish(pid), 0);
 	c = get();
-	ck_assert_uint_eq(c.started, 6);
-	ck_assert_uint_eq(c.done, 6);
+	ck_assert_uint_eq(c.started, want_started);
+	ck_assert_uint_eq(c.done, want_done);
+}
+
+/* An fsync that began before the call (generation 5 in flight) does not
+ * cover it: the caller waits and then leads generation 6. */
+START_TEST(inflight_fsync_does_not_cover)
+{
+	waiter_case(5, 4, 5, 5, 6, 6); /* generation 5 ends meanwhile */
 }
 END_TEST
 
@@ -146,20 +155,7 @@ END_TEST
  * without an fsync of its own. */
 START_TEST(later_fsync_covers_waiter)
 {
-	int lfd;
-	pid_t pid;
-	struct counters c;
-
-	put(5, 5);
-	lfd = hold_leader();
-	pid = start_caller(lfd);
-	usleep(1000000);
-	put(6, 6); /* another leader's generation 6, begun and done meanwhile */
-	close(lfd);
-	ck_assert_int_eq(finish(pid), 0);
-	c = get();
-	ck_assert_uint_eq(c.started, 6);
-	ck_assert_uint_eq(c.done, 6);
+	waiter_case(5, 5, 6, 6, 6, 6); /* another leader's generation 6, begun and done */
 }
 END_TEST
 
