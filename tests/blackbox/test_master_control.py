@@ -228,10 +228,26 @@ def test_service_users_and_chroot(res):
         import pwd
         want = pwd.getpwnam(owner).pw_uid
         # A child just forked is root until its drop (slow under a
-        # sanitizer): wait until the pool has settled.
-        h.wait_for(lambda: all(proc_uid(p) == want for p, n in t.processes().items() if n == "smtpd"), 10)
-        procs = t.processes()
-        uids = {n: proc_uid(p) for p, n in procs.items()}
+        # sanitizer), and the pool may fork one at any moment: judge one
+        # listing in which every smtpd has dropped, not a second listing
+        # taken after the wait.
+        seen = {}
+
+        def settled():
+            procs_now = t.processes()
+            try:
+                uids_now = {p: proc_uid(p) for p, n in procs_now.items() if n == "smtpd"}
+            except OSError:  # one exited meanwhile: look again
+                return False
+            seen.clear()
+            seen.update(procs=procs_now, smtpd=uids_now)
+            return bool(uids_now) and all(u == want for u in uids_now.values())
+
+        h.wait_for(settled, 10)
+        procs = seen["procs"]
+        smtpd_uids = set(seen["smtpd"].values())
+        uids = {n: proc_uid(p) for p, n in procs.items() if n != "smtpd"}
+        uids["smtpd"] = smtpd_uids.pop() if len(smtpd_uids) == 1 else sorted(smtpd_uids)
         res.check("service_user_smtpd", uids.get("smtpd") == want, "smtpd uid %s, want %d" % (uids.get("smtpd"), want))
         res.check("service_user_local_root", uids.get("local") == 0, "local uid %s" % uids.get("local"))
         send_pid = [p for p, n in procs.items() if n == "send"]
