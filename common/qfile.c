@@ -309,9 +309,9 @@ static void recycle_refill(int rfd)
 		memcpy(recycle_names[recycle_n++], list[(start + i) % n], RECYCLE_NAME_MAX);
 }
 
-/* A recycled file renamed to tmp/qid, checked and emptied, open for
- * writing; -1 when there is none (the caller creates a new file). */
-static int claim_recycled(int rfd, int dirfd_tmp, const char *qid)
+/* A recycled file renamed to tmp/qid, checked, open for writing, its
+ * length in *len; -1 when there is none (the caller creates a new file). */
+static int claim_recycled(int rfd, int dirfd_tmp, const char *qid, off_t *len)
 {
 	struct stat st;
 	int fd = -1;
@@ -334,11 +334,16 @@ static int claim_recycled(int rfd, int dirfd_tmp, const char *qid)
 		}
 		/* Ours alone (one link, our uid, a plain file, small): its
 		 * bytes are overwritten and the commit cuts it to length, so a
-		 * file with a second name is never written. */
+		 * file with a second name is never written.  Its old mtime is
+		 * not touched here: the envelope written next makes it fresh
+		 * for the tmp/ cleaning, and a utimens would mark the inode for
+		 * the commit's fdatasync. */
 		fd = openat(dirfd_tmp, qid, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
 		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-		    st.st_uid == geteuid() && st.st_size <= QF_RECYCLE_KEEP && futimens(fd, NULL) == 0)
+		    st.st_uid == geteuid() && st.st_size <= QF_RECYCLE_KEEP) {
+			*len = st.st_size;
 			break;
+		}
 		if (fd >= 0)
 			close(fd);
 		fd = -1;
@@ -395,8 +400,8 @@ int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *en
 	}
 	if (qdirs_open(queue_dir) < 0)
 		goto fail;
-	w->fd = claim_recycled(qdirs.recycle, qdirs.tmp, w->qid);
-	w->recycled = w->fd >= 0;
+	w->recycled_len = -1;
+	w->fd = claim_recycled(qdirs.recycle, qdirs.tmp, w->qid, &w->recycled_len);
 	if (w->fd < 0)
 		w->fd = openat(qdirs.tmp, w->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
 	if (w->fd < 0 && errno == ENOENT) {
@@ -472,10 +477,16 @@ int qfw_commit(struct qf_writer *w)
 			errno = EIO;
 		goto fail;
 	}
-	/* A recycled file may hold the end of an older, longer message. */
-	if (w->recycled && ftruncate(w->fd, (off_t)(w->content_off + w->content_len)) < 0)
+	/* A recycled file may hold the end of an older, longer message.  Only
+	 * then is it cut: a truncate marks the inode for fdatasync even when
+	 * the length does not change. */
+	if (w->recycled_len > (off_t)(w->content_off + w->content_len) &&
+	    ftruncate(w->fd, (off_t)(w->content_off + w->content_len)) < 0)
 		goto fail;
-	if (fsync(w->fd) < 0)
+	/* fdatasync: what reading the message back needs (its blocks and its
+	 * length) is written; only the timestamps may wait.  A recycled file
+	 * overwritten to the same length then costs no inode write. */
+	if (fdatasync(w->fd) < 0)
 		goto fail;
 	if (renameat(w->dirfd_tmp, w->qid, w->dirfd_incoming, w->qid) < 0)
 		goto fail;

@@ -47,7 +47,8 @@
  * with pwrite; the caller fsyncs once per batch.
  *
  * Durability (the promise behind every 250): qfw_commit writes the file in
- * tmp/, fsyncs it, renames it into incoming/QUEUEID and fsyncs incoming/
+ * tmp/, fdatasyncs it (its blocks and length; the timestamps may wait),
+ * renames it into incoming/QUEUEID and fsyncs incoming/
  * (an fsync that began after the rename, possibly another session's:
  * dirsync.h).
  * Only after qfw_commit returned 0 may the sender be told the message is
@@ -64,8 +65,9 @@
  * the last minute or more and scans past every such inode on each create:
  * at a thousand messages a second, creating a file cost 0.3 ms and more
  * (bench notes in docs/benchmarks.md).  A claimed file is checked (regular,
- * one link, ours) and truncated; anything odd is unlinked and a new file
- * created instead.  recycle/ is bounded: qf_recycle unlinks when it holds
+ * one link, ours) and cut at the commit only when it was longer than the new
+ * message, so one overwritten to the same length needs no inode write;
+ * anything odd is unlinked and a new file created instead.  recycle/ is bounded: qf_recycle unlinks when it holds
  * QF_RECYCLE_MAX files, and what sits there is never mail.
  */
 #ifndef TERN_QFILE_H
@@ -155,7 +157,7 @@ struct qf_writer {
 	struct buf out;             /* write-behind buffer for content */
 	int failed;                 /* a write already failed: errno in saved_errno */
 	int saved_errno;
-	int recycled;               /* a claimed file: old bytes past the end until the commit */
+	off_t recycled_len;         /* a claimed file's old length (its bytes past our end are cut at the commit), or -1 */
 	struct dirsync *sync;       /* private/QF_SYNC_STATE: incoming/'s shared fsync (dirsync.h) */
 };
 

@@ -464,6 +464,35 @@ START_TEST(recycle_reuses_inode)
 }
 END_TEST
 
+/* A recycled file shorter than the next message grows to exactly that
+ * message: nothing of the old bytes is left and the length is right. */
+START_TEST(recycle_shorter_file_grows)
+{
+	struct qf_envelope e, r;
+	char err[256] = "";
+	struct stat st;
+	int afd = sub_fd(QDIR_ACTIVE), tfd = sub_fd(QDIR_TMP), rfd = sub_fd(QDIR_RECYCLE), fd, count = 0;
+	ino_t ino;
+
+	ino = put_file(QDIR_ACTIVE, "6B0C00000000000000A2", "short");
+	ck_assert_int_eq(qf_recycle(afd, "6B0C00000000000000A2", -1, tfd, rfd, &count), 0);
+	write_message(&e);
+	fd = open_queued(QDIR_INCOMING, e.qid, O_RDWR);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_uint_eq(st.st_ino, ino);
+	ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "qf_read: %s", err);
+	ck_assert_uint_eq(r.content_len, sizeof(body) - 1);
+	ck_assert_int_eq(st.st_size, (off_t)(r.content_off + r.content_len));
+	qf_envelope_free(&r);
+	qf_envelope_free(&e);
+	close(fd);
+	close(afd);
+	close(tfd);
+	close(rfd);
+}
+END_TEST
+
 /* A file with a second name is never emptied: not by the queue manager
  * (it is unlinked instead), not by a writer that finds one in recycle/. */
 START_TEST(recycle_never_truncates_a_linked_file)
@@ -561,6 +590,7 @@ static Suite *qfile_suite(void)
 	tcase_add_test(tc, trailer_interrupted_append);
 	tcase_add_test(tc, trailer_rejects_bad_records);
 	tcase_add_test(tc, recycle_reuses_inode);
+	tcase_add_test(tc, recycle_shorter_file_grows);
 	tcase_add_test(tc, recycle_never_truncates_a_linked_file);
 	tcase_add_test(tc, recycle_empties_large);
 	tcase_add_test(tc, recycle_bounded);
