@@ -246,24 +246,32 @@ static void writer_close(struct qf_writer *w)
 {
 	if (w->fd >= 0)
 		close(w->fd);
-	w->fd = w->dirfd_tmp = w->dirfd_incoming = -1;
+	w->fd = w->dirfd_src = w->dirfd_incoming = -1;
 	w->sync = NULL;
 	buf_free(&w->out);
 }
 
+/* An unfinished message's file: one created in tmp/ is removed; a claimed
+ * one stays in recycle/, whose contents are never mail (its next claimer
+ * overwrites it, or unlinks it if it grew too large). */
+static void writer_remove(struct qf_writer *w)
+{
+	if (w->dirfd_src >= 0 && w->recycled_len < 0 && w->name[0])
+		unlinkat(w->dirfd_src, w->name, 0);
+}
+
 /*
- * Names read from recycle/, per process.  Every process lists the same
- * directory in the same order, so each starts at its own place in the
- * listing: concurrent sessions then rarely race for one name, and a lost
- * race costs one failed rename.  A listing is one small getdents64 on the
- * kept descriptor (about a hundred names): recycle/ holds thousands of
- * files under load and a directory read costs in proportion to what it
- * returns (a 32 KiB readdir of it was 6 % of a receiver's time).
+ * Names read from recycle/, per process.  Each listing starts at a random
+ * place in the directory (recycle_refill) and the names are tried from a
+ * place of the process's own: concurrent sessions then rarely race for one
+ * name, and a lost race costs one failed open.  A listing is one small
+ * getdents64 on the kept descriptor (about a hundred names): recycle/ holds
+ * thousands of files under load and a directory read costs in proportion
+ * to what it returns (a 32 KiB readdir of it was 6 % of a receiver's time).
  */
 #define RECYCLE_BATCH 128
 #define RECYCLE_READ 4096
-#define RECYCLE_NAME_MAX 64
-static char recycle_names[RECYCLE_BATCH][RECYCLE_NAME_MAX];
+static char recycle_names[RECYCLE_BATCH][QF_NAME_MAX];
 static int recycle_n, recycle_next;
 static unsigned recycle_turn;
 static long long recycle_empty_until; /* ms: found empty, not listed again before */
@@ -272,7 +280,7 @@ static int recycle_name_ok(const char *n)
 {
 	size_t i, len = strlen(n);
 
-	if (len == 0 || len >= RECYCLE_NAME_MAX)
+	if (len == 0 || len >= QF_NAME_MAX)
 		return 0;
 	for (i = 0; i < len; i++)
 		if (!((n[i] >= '0' && n[i] <= '9') || (n[i] >= 'A' && n[i] <= 'Z') || (n[i] >= 'a' && n[i] <= 'z')))
@@ -280,19 +288,18 @@ static int recycle_name_ok(const char *n)
 	return 1;
 }
 
-static void recycle_refill(int rfd)
+/* Names from one getdents64 of recycle/ at the descriptor's offset. */
+static int recycle_list(int rfd, char list[RECYCLE_BATCH][QF_NAME_MAX])
 {
-	static char list[RECYCLE_BATCH][RECYCLE_NAME_MAX];
 	union {
 		struct dirent64 align;
 		char bytes[RECYCLE_READ];
 	} dbuf;
 	ssize_t got, off;
-	int n = 0, i, start;
+	int n = 0;
 
-	recycle_n = recycle_next = 0;
-	if (lseek(rfd, 0, SEEK_SET) < 0 || (got = getdents64(rfd, dbuf.bytes, sizeof(dbuf.bytes))) <= 0)
-		return;
+	if ((got = getdents64(rfd, dbuf.bytes, sizeof(dbuf.bytes))) <= 0)
+		return 0;
 	for (off = 0; off < got && n < RECYCLE_BATCH;) {
 		const struct dirent64 *e = (const struct dirent64 *)(const void *)(dbuf.bytes + off);
 
@@ -302,52 +309,110 @@ static void recycle_refill(int rfd)
 		if (recycle_name_ok(e->d_name))
 			memcpy(list[n++], e->d_name, strlen(e->d_name) + 1);
 	}
+	return n;
+}
+
+/*
+ * A listing starts at a random place in the directory.  On ext4 with
+ * hashed directories an offset is a hash value, so every writer reads a
+ * different slice of the names; from the start they all read the same
+ * lowest-hash hundred, which the first of them empty for the rest (a claim
+ * of a stale name costs a failed open, running out of names a new file).
+ * Where an offset means something else, a random one reads little or
+ * nothing, and the listing starts from the beginning instead.
+ */
+static void recycle_refill(int rfd)
+{
+	static char list[RECYCLE_BATCH][QF_NAME_MAX];
+	static unsigned long long seed;
+	int n, i, start;
+
+	recycle_n = recycle_next = 0;
+	seed = seed * 6364136223846793005ull + ((unsigned long long)self_pid() << 20) + (unsigned long long)clock_ms() +
+	       1442695040888963407ull;
+	n = lseek(rfd, (off_t)(seed >> 1), SEEK_SET) < 0 ? 0 : recycle_list(rfd, list);
+	if (n < RECYCLE_BATCH / 8)
+		n = lseek(rfd, 0, SEEK_SET) < 0 ? 0 : recycle_list(rfd, list);
 	if (n == 0)
 		return;
 	start = (int)(((unsigned)self_pid() * 2654435761u + recycle_turn++ * 40503u) % (unsigned)n);
 	for (i = 0; i < n; i++)
-		memcpy(recycle_names[recycle_n++], list[(start + i) % n], RECYCLE_NAME_MAX);
+		memcpy(recycle_names[recycle_n++], list[(start + i) % n], QF_NAME_MAX);
 }
 
-/* A recycled file renamed to tmp/qid, checked, open for writing, its
- * length in *len; -1 when there is none (the caller creates a new file). */
-static int claim_recycled(int rfd, int dirfd_tmp, const char *qid, off_t *len)
+int qf_claim_opened(int rfd, const char *name, int fd, off_t *len)
 {
-	struct stat st;
-	int fd = -1;
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+	struct stat st, named;
 
-	if (rfd < 0 || (recycle_next >= recycle_n && clock_ms() < recycle_empty_until))
+	/* Whoever holds the lock writes it; after its commit the name is
+	 * gone (renamed into incoming/), so a later locker sees that. */
+	if (fcntl(fd, F_OFD_SETLK, &fl) < 0 || fstat(fd, &st) < 0 ||
+	    fstatat(rfd, name, &named, AT_SYMLINK_NOFOLLOW) < 0)
 		return -1;
-	if (recycle_next >= recycle_n) {
-		recycle_refill(rfd);
-		if (recycle_n == 0)
-			recycle_empty_until = clock_ms() + 1000;
+	if (named.st_ino != st.st_ino || named.st_dev != st.st_dev) {
+		errno = ENOENT;
+		return -1;
 	}
-	while (fd < 0 && recycle_next < recycle_n) {
-		const char *name = recycle_names[recycle_next++];
+	/* Ours alone (one link, our uid, a plain file, small): its bytes are
+	 * overwritten and the commit cuts it to length, so a file with a
+	 * second name is never written. */
+	if (!S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != geteuid() || st.st_size > QF_RECYCLE_KEEP) {
+		unlinkat(rfd, name, 0);
+		errno = ENOENT;
+		return -1;
+	}
+	*len = st.st_size;
+	return 0;
+}
 
-		if (renameat(rfd, name, dirfd_tmp, qid) < 0) {
-			if (errno == ENOENT)
-				continue; /* another process took it */
-			recycle_next = recycle_n;
+/* Take the file recycle/name for one message (qf_claim_opened): its
+ * descriptor, or -1 if the file is taken, gone or unfit. */
+static int claim_one(int rfd, const char *name, off_t *len)
+{
+	int saved, fd = openat(rfd, name, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+
+	if (fd < 0 || qf_claim_opened(rfd, name, fd, len) == 0)
+		return fd;
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* A recycled file, claimed where it lies (its name copied to name), open
+ * for writing, its length in *len; -1 when there is none (the caller
+ * creates a new file).  Claiming in place, not by a rename into tmp/,
+ * spares a rename across directories per message: those serialize on the
+ * file system's rename lock, which smtpd's sessions contend for. */
+static int claim_recycled(int rfd, char name[QF_NAME_MAX], off_t *len)
+{
+	int fd = -1, listings = 0;
+
+	if (rfd < 0)
+		return -1;
+	while (fd < 0) {
+		const char *candidate;
+
+		if (recycle_next >= recycle_n) {
+			/* Other writers claim from the same names: a listing
+			 * used up may be stale, so one more before creating. */
+			if (listings++ == 2 || clock_ms() < recycle_empty_until)
+				break;
+			recycle_refill(rfd);
+			if (recycle_n == 0) {
+				recycle_empty_until = clock_ms() + 1000;
+				break;
+			}
+		}
+		candidate = recycle_names[recycle_next++];
+		fd = claim_one(rfd, candidate, len);
+		if (fd >= 0) {
+			memcpy(name, candidate, strlen(candidate) + 1);
+		} else if (errno != ENOENT && errno != EAGAIN && errno != EACCES) {
+			recycle_next = recycle_n; /* something else is wrong: create instead */
 			break;
 		}
-		/* Ours alone (one link, our uid, a plain file, small): its
-		 * bytes are overwritten and the commit cuts it to length, so a
-		 * file with a second name is never written.  Its old mtime is
-		 * not touched here: the envelope written next makes it fresh
-		 * for the tmp/ cleaning, and a utimens would mark the inode for
-		 * the commit's fdatasync. */
-		fd = openat(dirfd_tmp, qid, O_WRONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (fd >= 0 && fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-		    st.st_uid == geteuid() && st.st_size <= QF_RECYCLE_KEEP) {
-			*len = st.st_size;
-			break;
-		}
-		if (fd >= 0)
-			close(fd);
-		fd = -1;
-		unlinkat(dirfd_tmp, qid, 0);
 	}
 	return fd;
 }
@@ -386,7 +451,7 @@ int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *en
 	int saved;
 
 	memset(w, 0, sizeof(*w));
-	w->fd = w->dirfd_tmp = w->dirfd_incoming = -1;
+	w->fd = w->dirfd_src = w->dirfd_incoming = -1;
 	buf_init(&w->out, QF_WRITE_CHUNK * 2);
 	queueid_new(w->qid);
 	memcpy(env->qid, w->qid, sizeof(env->qid));
@@ -401,30 +466,34 @@ int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *en
 	if (qdirs_open(queue_dir) < 0)
 		goto fail;
 	w->recycled_len = -1;
-	w->fd = claim_recycled(qdirs.recycle, qdirs.tmp, w->qid, &w->recycled_len);
-	if (w->fd < 0)
+	w->fd = claim_recycled(qdirs.recycle, w->name, &w->recycled_len);
+	if (w->fd >= 0) {
+		w->dirfd_src = qdirs.recycle;
+	} else {
+		memcpy(w->name, w->qid, sizeof(w->qid));
 		w->fd = openat(qdirs.tmp, w->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
-	if (w->fd < 0 && errno == ENOENT) {
-		/* tmp/ made again since we opened it: once more, afresh. */
-		qdirs_close();
-		if (qdirs_open(queue_dir) < 0)
-			goto fail;
-		w->fd = openat(qdirs.tmp, w->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		if (w->fd < 0 && errno == ENOENT) {
+			/* tmp/ made again since we opened it: once more, afresh. */
+			qdirs_close();
+			if (qdirs_open(queue_dir) < 0)
+				goto fail;
+			w->fd = openat(qdirs.tmp, w->qid, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+		}
+		w->dirfd_src = qdirs.tmp;
 	}
 	if (w->fd < 0)
 		goto fail;
-	w->dirfd_tmp = qdirs.tmp;
 	w->dirfd_incoming = qdirs.incoming;
 	w->sync = &qdirs.sync;
 	if (write_all(w->fd, head.data, head.len) < 0)
-		goto fail_unlink;
+		goto fail_remove;
 	w->content_off = head.len;
 	buf_free(&head);
 	return 0;
 
-fail_unlink:
+fail_remove:
 	saved = errno;
-	unlinkat(w->dirfd_tmp, w->qid, 0);
+	writer_remove(w);
 	errno = saved;
 fail:
 	saved = errno;
@@ -488,7 +557,7 @@ int qfw_commit(struct qf_writer *w)
 	 * overwritten to the same length then costs no inode write. */
 	if (fdatasync(w->fd) < 0)
 		goto fail;
-	if (renameat(w->dirfd_tmp, w->qid, w->dirfd_incoming, w->qid) < 0)
+	if (renameat(w->dirfd_src, w->name, w->dirfd_incoming, w->qid) < 0)
 		goto fail;
 	if (dirsync_fsync(w->dirfd_incoming, w->sync) < 0) {
 		/* The name may not be durable: take the message back so that
@@ -513,8 +582,7 @@ fail:
 
 void qfw_abort(struct qf_writer *w)
 {
-	if (w->dirfd_tmp >= 0 && w->qid[0])
-		unlinkat(w->dirfd_tmp, w->qid, 0);
+	writer_remove(w);
 	writer_close(w);
 }
 

@@ -47,7 +47,7 @@
  * with pwrite; the caller fsyncs once per batch.
  *
  * Durability (the promise behind every 250): qfw_commit writes the file in
- * tmp/, fdatasyncs it (its blocks and length; the timestamps may wait),
+ * tmp/ (or a claimed one in recycle/, see below), fdatasyncs it (its blocks and length; the timestamps may wait),
  * renames it into incoming/QUEUEID and fsyncs incoming/
  * (an fsync that began after the rename, possibly another session's:
  * dirsync.h).
@@ -56,8 +56,11 @@
  *
  * Recycling: the queue manager does not unlink a finished message; it
  * renames the file into recycle/ and empties it (qf_recycle), and qfw_begin
- * claims such a file (rename recycle/NAME -> tmp/QUEUEID) before it creates
- * a new one.  A queue then frees and allocates no inode per message, and a
+ * claims such a file before it creates a new one: in place, with an open
+ * file description lock (F_OFD_SETLK) that it holds until the commit has
+ * renamed recycle/NAME to incoming/QUEUEID, and a check, once locked, that
+ * recycle/NAME is still that file (a later locker finds the name gone).
+ * Claiming in place spares a rename across directories per message.  A queue then frees and allocates no inode per message, and a
  * file of up to QF_RECYCLE_KEEP bytes keeps its blocks too: the next
  * message overwrites them and the commit cuts the file to its length, so
  * ext4 neither allocates blocks nor converts unwritten extents for it.  That
@@ -146,10 +149,14 @@ void qf_set(char **field, const char *s);
 /* Create (mkdir -p, mode 0700; maildrop/ 01730, public/ 0710) every queue subdirectory.  0 or -1. */
 int qf_make_dirs(const char *queue_dir);
 
+#define QF_NAME_MAX 64 /* a queue file's name in recycle/ (an older queue ID) */
+_Static_assert(QUEUEID_SIZE <= QF_NAME_MAX, "a queue ID is a name in tmp/");
+
 struct qf_writer {
 	int fd;
-	int dirfd_tmp;      /* queue_dir/tmp (the process's, kept open across messages) */
+	int dirfd_src;      /* where it is written: tmp/, or recycle/ for a claimed file (the process's, kept open) */
 	int dirfd_incoming; /* queue_dir/incoming (likewise) */
+	char name[QF_NAME_MAX]; /* its name there: the queue ID in tmp/, its old name in recycle/ */
 	char qid[QUEUEID_SIZE];
 	off_t z_off;                /* where the Z record's numbers start */
 	unsigned long long content_off;
@@ -162,7 +169,8 @@ struct qf_writer {
 };
 
 /*
- * Start a message: creates tmp/QUEUEID and writes the envelope (env's qid
+ * Start a message: claims a file in recycle/ or creates tmp/QUEUEID, and
+ * writes the envelope (env's qid
  * is set to the new ID; its content fields are ignored).  Returns 0, or -1
  * with errno (ENOSPC, EDQUOT, EIO...) and nothing left behind.
  */
@@ -180,6 +188,15 @@ int qfw_begin(struct qf_writer *w, const char *queue_dir, struct qf_envelope *en
  * the caller recounts now and then).  0, or -1 with errno when the name
  * could be neither moved nor removed. */
 int qf_recycle(int dirfd, const char *name, int fd, int tmp_fd, int recycle_fd, int *count);
+/* Claim the file recycle/name (rfd: recycle/), which the caller opened for
+ * writing as fd: lock it (F_OFD_SETLK, held until fd is closed), check that
+ * the name still leads to it and that it is fit to be written (a file that
+ * is not fit is unlinked).  0 with its length in *len, or -1 with errno
+ * (EAGAIN or EACCES: another writer holds it; ENOENT: gone or unfit), fd
+ * left open.  qfw_begin opens and claims in one go; this half is its own
+ * function so that the tests can open a file before another writer
+ * commits it. */
+int qf_claim_opened(int rfd, const char *name, int fd, off_t *len);
 /* Append content bytes.  Errors are sticky and reported by qfw_commit, so a
  * receiver can keep reading the client's data after a failure. */
 void qfw_write(struct qf_writer *w, const void *p, size_t n);

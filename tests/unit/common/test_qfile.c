@@ -4,12 +4,14 @@
  */
 #include <check.h>
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "qfile.h"
@@ -493,6 +495,205 @@ START_TEST(recycle_shorter_file_grows)
 }
 END_TEST
 
+/* A file in recycle/ that another writer holds (its lock) is left alone:
+ * the next message goes into a new file and the held one is untouched. */
+START_TEST(recycle_claim_skips_locked_file)
+{
+	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0 };
+	struct qf_envelope e;
+	char path[512], got[64] = "";
+	struct stat st;
+	int held, fd;
+	ino_t ino;
+
+	ino = put_file(QDIR_RECYCLE, "6B0C00000000000000E1", "being written\n");
+	snprintf(path, sizeof(path), "%s/%s/6B0C00000000000000E1", qdir, QDIR_RECYCLE);
+	held = open(path, O_RDWR);
+	ck_assert_int_ge(held, 0);
+	ck_assert_int_eq(fcntl(held, F_OFD_SETLK, &fl), 0);
+
+	write_message(&e);
+	fd = open_queued(QDIR_INCOMING, e.qid, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_uint_ne(st.st_ino, ino);
+	close(fd);
+	ck_assert_int_eq(count_entries(QDIR_RECYCLE), 1);
+	ck_assert_int_eq(pread(held, got, sizeof(got) - 1, 0), (ssize_t)strlen("being written\n"));
+	ck_assert_str_eq(got, "being written\n");
+	qf_envelope_free(&e);
+
+	/* Released, it is claimed by the next message. */
+	close(held);
+	write_message(&e);
+	fd = open_queued(QDIR_INCOMING, e.qid, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_uint_eq(st.st_ino, ino);
+	close(fd);
+	ck_assert_int_eq(count_entries(QDIR_RECYCLE), 0);
+	qf_envelope_free(&e);
+}
+END_TEST
+
+/* A writer that opened a recycled file just before another writer claimed
+ * and committed it must not take it once the lock is free: by then the
+ * file is a queued message (its name in recycle/ is gone). */
+START_TEST(recycle_claim_after_commit_refused)
+{
+	struct qf_envelope e, r;
+	char path[512], err[256] = "";
+	struct stat st;
+	int rfd = sub_fd(QDIR_RECYCLE), late, fd;
+	off_t len = -1;
+	ino_t ino;
+
+	ino = put_file(QDIR_RECYCLE, "6B0C00000000000000F1", "old bytes\n");
+	snprintf(path, sizeof(path), "%s/%s/6B0C00000000000000F1", qdir, QDIR_RECYCLE);
+	late = open(path, O_WRONLY);
+	ck_assert_int_ge(late, 0);
+	write_message(&e); /* claims and commits that very file */
+	fd = open_queued(QDIR_INCOMING, e.qid, O_RDONLY);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_uint_eq(st.st_ino, ino);
+	ck_assert_int_eq(qf_claim_opened(rfd, "6B0C00000000000000F1", late, &len), -1);
+	ck_assert_int_eq(errno, ENOENT);
+	ck_assert_int_eq(len, -1);
+	ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "qf_read: %s", err);
+	qf_envelope_free(&r);
+	close(fd);
+	close(late);
+	qf_envelope_free(&e);
+
+	/* One still in recycle/ and free is claimed, its length told. */
+	put_file(QDIR_RECYCLE, "6B0C00000000000000F2", "twelve bytes");
+	snprintf(path, sizeof(path), "%s/%s/6B0C00000000000000F2", qdir, QDIR_RECYCLE);
+	late = open(path, O_WRONLY);
+	ck_assert_int_ge(late, 0);
+	ck_assert_int_eq(qf_claim_opened(rfd, "6B0C00000000000000F2", late, &len), 0);
+	ck_assert_int_eq(len, 12);
+	close(late);
+	close(rfd);
+}
+END_TEST
+
+/* Writers in several processes claiming from one recycle/ at once: every
+ * message is committed, each into a file of its own, and reads back whole
+ * (a file claimed twice would show one writer's bytes in another's
+ * message).  Lengths vary so that files are both cut and grown. */
+#define RACE_WRITERS 4
+#define RACE_MESSAGES 60
+#define RACE_RECYCLED 48
+
+static size_t race_len(int writer, int i)
+{
+	return 40 + (size_t)((writer * 977 + i * 389) % 6000);
+}
+
+static void race_writer(int writer)
+{
+	static char content[8192];
+	int i, failed = 0;
+
+	for (i = 0; i < RACE_MESSAGES; i++) {
+		struct qf_envelope e;
+		struct qf_writer w;
+		size_t len = race_len(writer, i);
+		int head = snprintf(content, sizeof(content), "w=%d i=%d len=%zu\n", writer, i, len);
+
+		memset(content + head, 'a' + writer, len - (size_t)head);
+		make_env(&e);
+		if (qfw_begin(&w, qdir, &e) < 0) {
+			failed = 1;
+		} else {
+			qfw_write(&w, content, len);
+			if (qfw_commit(&w) < 0)
+				failed = 1;
+		}
+		qf_envelope_free(&e);
+	}
+	_exit(failed);
+}
+
+START_TEST(recycle_concurrent_writers)
+{
+	static char content[8192];
+	unsigned char seen[RACE_WRITERS][RACE_MESSAGES];
+	ino_t inodes[RACE_WRITERS * RACE_MESSAGES];
+	int afd = sub_fd(QDIR_ACTIVE), tfd = sub_fd(QDIR_TMP), rfd = sub_fd(QDIR_RECYCLE), count = 0, i, j, n = 0;
+	pid_t pids[RACE_WRITERS];
+	char path[512], name[32];
+	DIR *d;
+	struct dirent *de;
+
+	memset(content, 'o', 3000);
+	content[3000] = '\0';
+	for (i = 0; i < RACE_RECYCLED; i++) {
+		snprintf(name, sizeof(name), "6B0C000000000000%04d", i);
+		put_file(QDIR_ACTIVE, name, content + (i * 61) % 3000);
+		ck_assert_int_eq(qf_recycle(afd, name, -1, tfd, rfd, &count), 0);
+	}
+	ck_assert_int_eq(count_entries(QDIR_RECYCLE), RACE_RECYCLED);
+	for (i = 0; i < RACE_WRITERS; i++) {
+		pids[i] = fork();
+		ck_assert_int_ge(pids[i], 0);
+		if (pids[i] == 0)
+			race_writer(i);
+	}
+	for (i = 0; i < RACE_WRITERS; i++) {
+		int status;
+
+		ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+		ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "writer %d failed a message", i);
+	}
+
+	memset(seen, 0, sizeof(seen));
+	snprintf(path, sizeof(path), "%s/%s", qdir, QDIR_INCOMING);
+	d = opendir(path);
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d))) {
+		struct qf_envelope r;
+		char err[256] = "";
+		struct stat st;
+		int fd, w, k, head;
+		size_t len;
+
+		if (de->d_name[0] == '.')
+			continue;
+		ck_assert_uint_lt(strlen(de->d_name), sizeof(name));
+		memcpy(name, de->d_name, strlen(de->d_name) + 1);
+		fd = open_queued(QDIR_INCOMING, name, O_RDONLY);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "%s: qf_read: %s", name, err);
+		ck_assert_uint_le(r.content_len, sizeof(content));
+		ck_assert_int_eq(pread(fd, content, r.content_len, (off_t)r.content_off), (ssize_t)r.content_len);
+		ck_assert_int_eq(sscanf(content, "w=%d i=%d len=%zu\n%n", &w, &k, &len, &head), 3);
+		ck_assert(w >= 0 && w < RACE_WRITERS && k >= 0 && k < RACE_MESSAGES);
+		ck_assert_uint_eq(len, race_len(w, k));
+		ck_assert_uint_eq(r.content_len, len);
+		for (j = head; j < (int)len; j++)
+			ck_assert_msg(content[j] == 'a' + w, "%s: byte %d is '%c', writer %d wrote '%c'", name, j,
+				      content[j], w, 'a' + w);
+		ck_assert_int_eq(fstat(fd, &st), 0);
+		ck_assert_int_eq(st.st_size, (off_t)(r.content_off + r.content_len));
+		ck_assert_int_eq(seen[w][k], 0);
+		seen[w][k] = 1;
+		for (j = 0; j < n; j++)
+			ck_assert_uint_ne(inodes[j], st.st_ino);
+		ck_assert_int_lt(n, RACE_WRITERS * RACE_MESSAGES);
+		inodes[n++] = st.st_ino;
+		qf_envelope_free(&r);
+		close(fd);
+	}
+	closedir(d);
+	ck_assert_int_eq(n, RACE_WRITERS * RACE_MESSAGES);
+	close(afd);
+	close(tfd);
+	close(rfd);
+}
+END_TEST
+
 /* A file with a second name is never emptied: not by the queue manager
  * (it is unlinked instead), not by a writer that finds one in recycle/. */
 START_TEST(recycle_never_truncates_a_linked_file)
@@ -591,6 +792,9 @@ static Suite *qfile_suite(void)
 	tcase_add_test(tc, trailer_rejects_bad_records);
 	tcase_add_test(tc, recycle_reuses_inode);
 	tcase_add_test(tc, recycle_shorter_file_grows);
+	tcase_add_test(tc, recycle_claim_skips_locked_file);
+	tcase_add_test(tc, recycle_claim_after_commit_refused);
+	tcase_add_test(tc, recycle_concurrent_writers);
 	tcase_add_test(tc, recycle_never_truncates_a_linked_file);
 	tcase_add_test(tc, recycle_empties_large);
 	tcase_add_test(tc, recycle_bounded);
