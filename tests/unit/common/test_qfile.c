@@ -425,15 +425,34 @@ static off_t size_of(const char *sub, const char *name)
 	return st.st_size;
 }
 
+/* The message qid in incoming/ was written into the recycled inode ino:
+ * mode 0600, body whole, the file cut to the message's own length. */
+static void check_reused(const char *qid, ino_t ino)
+{
+	struct qf_envelope r;
+	char err[256] = "";
+	struct stat st;
+	int fd = open_queued(QDIR_INCOMING, qid, O_RDWR);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	ck_assert_uint_eq(st.st_ino, ino);
+	ck_assert_int_eq(st.st_mode & 07777, 0600);
+	ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "qf_read: %s", err);
+	ck_assert_uint_eq(r.content_len, sizeof(body) - 1);
+	ck_assert_int_eq(st.st_size, (off_t)(r.content_off + r.content_len));
+	qf_envelope_free(&r);
+	close(fd);
+}
+
 /* A finished file goes to recycle/ (a small one with its blocks), and the
  * next message is written into that very inode (no inode freed or
  * allocated), cut to its own length at the commit. */
 START_TEST(recycle_reuses_inode)
 {
-	struct qf_envelope e, r;
-	char err[256] = "", old[3001];
-	struct stat st;
-	int afd = sub_fd(QDIR_ACTIVE), tfd = sub_fd(QDIR_TMP), rfd = sub_fd(QDIR_RECYCLE), fd, count = 0;
+	struct qf_envelope e;
+	char old[3001];
+	int afd = sub_fd(QDIR_ACTIVE), tfd = sub_fd(QDIR_TMP), rfd = sub_fd(QDIR_RECYCLE), count = 0;
 	ino_t ino;
 
 	memset(old, 'x', sizeof(old) - 1);
@@ -449,17 +468,8 @@ START_TEST(recycle_reuses_inode)
 	write_message(&e);
 	ck_assert_int_eq(count_entries(QDIR_RECYCLE), 0);
 	ck_assert_int_eq(count_entries(QDIR_TMP), 0);
-	fd = open_queued(QDIR_INCOMING, e.qid, O_RDWR);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(fstat(fd, &st), 0);
-	ck_assert_uint_eq(st.st_ino, ino);
-	ck_assert_int_eq(st.st_mode & 07777, 0600);
-	ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "qf_read: %s", err);
-	ck_assert_uint_eq(r.content_len, sizeof(body) - 1);
-	ck_assert_int_eq(st.st_size, (off_t)(r.content_off + r.content_len));
-	qf_envelope_free(&r);
+	check_reused(e.qid, ino);
 	qf_envelope_free(&e);
-	close(fd);
 	close(afd);
 	close(tfd);
 	close(rfd);
@@ -470,25 +480,15 @@ END_TEST
  * message: nothing of the old bytes is left and the length is right. */
 START_TEST(recycle_shorter_file_grows)
 {
-	struct qf_envelope e, r;
-	char err[256] = "";
-	struct stat st;
-	int afd = sub_fd(QDIR_ACTIVE), tfd = sub_fd(QDIR_TMP), rfd = sub_fd(QDIR_RECYCLE), fd, count = 0;
+	struct qf_envelope e;
+	int afd = sub_fd(QDIR_ACTIVE), tfd = sub_fd(QDIR_TMP), rfd = sub_fd(QDIR_RECYCLE), count = 0;
 	ino_t ino;
 
 	ino = put_file(QDIR_ACTIVE, "6B0C00000000000000A2", "short");
 	ck_assert_int_eq(qf_recycle(afd, "6B0C00000000000000A2", -1, tfd, rfd, &count), 0);
 	write_message(&e);
-	fd = open_queued(QDIR_INCOMING, e.qid, O_RDWR);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(fstat(fd, &st), 0);
-	ck_assert_uint_eq(st.st_ino, ino);
-	ck_assert_msg(qf_read(fd, &r, err, sizeof(err)) == 0, "qf_read: %s", err);
-	ck_assert_uint_eq(r.content_len, sizeof(body) - 1);
-	ck_assert_int_eq(st.st_size, (off_t)(r.content_off + r.content_len));
-	qf_envelope_free(&r);
+	check_reused(e.qid, ino);
 	qf_envelope_free(&e);
-	close(fd);
 	close(afd);
 	close(tfd);
 	close(rfd);
