@@ -310,20 +310,25 @@ static void reap(time_t now)
 
 static void read_status(struct service *s)
 {
-	struct master_status st;
+	/* Many reports in one read: under load the pipe holds several per
+	 * wake-up (each record is written whole, PIPE_BUF being larger). */
+	struct master_status st[64];
 	ssize_t n;
+	size_t i;
 
-	/* NOLINTNEXTLINE(clang-analyzer-deadcode.DeadStores): the loop only tests the result; n names it */
-	while ((n = read(s->status_rd, &st, sizeof(st))) == (ssize_t)sizeof(st)) {
-		struct child *c = find_child(st.pid);
-		int idle = st.state == MASTER_IDLE;
+	do {
+		n = read(s->status_rd, st, sizeof(st));
+		for (i = 0; n > 0 && i < (size_t)n / sizeof(st[0]); i++) {
+			struct child *c = find_child(st[i].pid);
+			int idle = st[i].state == MASTER_IDLE;
 
-		if (!c || c->svc != s || c->idle == idle)
-			continue;
-		c->idle = idle;
-		if (c->generation == generation)
-			s->nidle += idle ? 1 : -1;
-	}
+			if (!c || c->svc != s || c->idle == idle)
+				continue;
+			c->idle = idle;
+			if (c->generation == generation)
+				s->nidle += idle ? 1 : -1;
+		}
+	} while (n == (ssize_t)sizeof(st));
 }
 
 static void stop_all(void)
