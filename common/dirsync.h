@@ -3,8 +3,7 @@
  *
  * Every smtpd session that queues a message renames its file into
  * incoming/ and must see incoming/ fsynced after that rename before it
- * answers 250 (and every Maildir delivery links its file into new/ and
- * must see new/ fsynced before it reports the recipient delivered).  One fsync of the directory issued after several renames
+ * answers 250.  One fsync of the directory issued after several renames
  * covers all of them, so concurrent sessions share it: the first to arrive
  * leads (it fsyncs), those that renamed before that fsync started are done
  * when it ends, and those that renamed while it ran wait for it and share
@@ -15,11 +14,7 @@
  * The shared state is a small file holding two counters, mapped by every
  * process, and a lock the leader holds, which the kernel releases when a
  * leader is killed.  The counters mean nothing across a reboot: the master removes
- * incoming/'s file at start (dirsync_reset), before any process commits.
- * A Maildir's file (local/maildir.c) is not removed, and need not be: a
- * waiter only counts an fsync whose generation is above the "started" it
- * read after its own rename, so stale counters make the first caller lead
- * (and counters that cannot be right are started again from zero).
+ * the file at start (dirsync_reset), before any process commits.
  *
  * Why: on a virtual disk each fsync costs several I/O submissions (and VM
  * exits) in the kernel; with 20 sessions one directory fsync in three or

@@ -26,14 +26,6 @@
  * delivering user, on the first failed open only, so the common case costs
  * one open.
  *
- * new/'s fsync after the link is shared by the processes delivering to one
- * Maildir at once (group commit, common/dirsync.h): a delivery is done when
- * an fsync of new/ that began after its link has succeeded, its own or
- * another's.  The shared state is MAILDIR_SYNC_STATE in the Maildir (16
- * bytes, mode 0600, the owner's like the rest of it; mail readers ignore
- * files there that are not directories).  What the owner can do to that
- * file only changes how the fsync is shared for the owner's own mail.
- *
  * Public: maildir_deliver, maildir_unique_name.  Runs with the identity of
  * the mailbox owner (local_deliver.c arranges that).
  */
@@ -48,7 +40,6 @@
 
 #include "buf.h"
 #include "conf.h"
-#include "dirsync.h"
 #include "local.h"
 #include "log.h"
 #include "selfpid.h"
@@ -209,28 +200,6 @@ static void fail(struct deliver_rcpt *rc, const char *what, const char *path, in
 				   strerror(err));
 }
 
-#define MAILDIR_SYNC_STATE "tern-newsync"
-
-/* One Maildir's shared-fsync state, kept open by this process (a fork
- * child opens its own: a lock shared with its parent would let both lead
- * at once).  A Maildir where it cannot be opened fsyncs alone. */
-static struct dirsync newsync = { -1, NULL };
-static char newsync_path[PATH_MAX];
-static pid_t newsync_pid;
-
-static struct dirsync *newsync_for(const char *path)
-{
-	if (newsync_pid == self_pid() && strcmp(newsync_path, path) == 0)
-		return newsync.ctr != NULL ? &newsync : NULL;
-	dirsync_close(&newsync);
-	newsync_pid = self_pid();
-	if (str_copy(newsync_path, sizeof(newsync_path), path) < 0) {
-		newsync_path[0] = '\0';
-		return NULL;
-	}
-	return dirsync_open(&newsync, AT_FDCWD, path) == 0 ? &newsync : NULL;
-}
-
 /* Link tmp into new (rename where hard links are not supported). */
 static int publish(const char *tmpp, const char *newp)
 {
@@ -248,7 +217,6 @@ struct maildir_names {
 	char newp[PATH_MAX];   /* new/NAME */
 	char newdir[PATH_MAX]; /* new */
 	char tmpdir[PATH_MAX]; /* tmp */
-	char syncp[PATH_MAX];  /* MAILDIR_SYNC_STATE */
 };
 
 /* Set once the O_TMPFILE way cannot work in this process's environment
@@ -302,7 +270,7 @@ static int tmpfile_publish(int dfd, int fd, const struct maildir_names *n, struc
 	if (close(fd) < 0) {
 		what = "close";
 		path = n->newp;
-	} else if (dirsync_fsync(dfd, newsync_for(n->syncp)) < 0) {
+	} else if (fsync(dfd) < 0) {
 		what = "fsync";
 		path = n->newdir;
 	}
@@ -442,10 +410,9 @@ void maildir_deliver(const struct local_dest *d, const struct local_msg *msg, co
 	int n2 = snprintf(n.newp, sizeof(n.newp), "%snew/%s", d->path, n.name);
 	int n3 = snprintf(n.newdir, sizeof(n.newdir), "%snew", d->path);
 	int n4 = snprintf(n.tmpdir, sizeof(n.tmpdir), "%stmp", d->path);
-	int n5 = snprintf(n.syncp, sizeof(n.syncp), "%s" MAILDIR_SYNC_STATE, d->path);
-	if (n1 < 0 || n2 < 0 || n3 < 0 || n4 < 0 || n5 < 0 || (size_t)n1 >= sizeof(n.tmpp) ||
+	if (n1 < 0 || n2 < 0 || n3 < 0 || n4 < 0 || (size_t)n1 >= sizeof(n.tmpp) ||
 	    (size_t)n2 >= sizeof(n.newp) || (size_t)n3 >= sizeof(n.newdir) ||
-	    (size_t)n4 >= sizeof(n.tmpdir) || (size_t)n5 >= sizeof(n.syncp)) {
+	    (size_t)n4 >= sizeof(n.tmpdir)) {
 		fail(rc, "path too long:", d->path, ENAMETOOLONG);
 		return;
 	}

@@ -26,10 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <stdint.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -234,95 +231,6 @@ START_TEST(test_tmpfile_delivery)
 }
 END_TEST
 
-/* The shared new/ fsync state of the test Maildir, mapped: {started, done}. */
-static uint64_t *map_newsync(int *fdp)
-{
-	char path[700];
-	struct stat st;
-	snprintf(path, sizeof(path), "%stern-newsync", maildir);
-	int fd = open(path, O_RDWR);
-	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(fstat(fd, &st), 0);
-	ck_assert_int_eq(st.st_mode & 0777, 0600);
-	ck_assert_int_eq(st.st_size, 2 * (off_t)sizeof(uint64_t));
-	void *p = mmap(NULL, 2 * sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-	ck_assert_ptr_ne(p, MAP_FAILED);
-	*fdp = fd;
-	return p;
-}
-
-/* 1 once /proc/locks shows a process waiting for a lock on inode ino. */
-static int lock_waiter_on(ino_t ino)
-{
-	char line[256], want[64];
-	int found = 0;
-	FILE *f = fopen("/proc/locks", "r");
-	if (f == NULL)
-		return 0;
-	snprintf(want, sizeof(want), ":%llu ", (unsigned long long)ino);
-	while (!found && fgets(line, sizeof(line), f))
-		found = strstr(line, "->") != NULL && strstr(line, want) != NULL;
-	fclose(f);
-	return found;
-}
-
-/* Another process's fsync of new/ that began after our link counts for
- * us: a delivery that finds one done while it waited does not fsync new/
- * itself.  Played here by a child that leads while the delivery waits. */
-START_TEST(test_newdir_fsync_shared)
-{
-	struct deliver_rcpt rc;
-	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 1, .l_len = 1 };
-	int pfd[2], sfd, status;
-	char c;
-	deliver(&rc);
-	ck_assert_int_eq(rc.status, DELIVER_OK);
-	ck_assert_str_eq(steps, "TFPD"); /* alone: it leads */
-	uint64_t *ctr = map_newsync(&sfd);
-	ck_assert(ctr[0] >= 1 && ctr[1] == ctr[0]);
-	struct stat st;
-	ck_assert_int_eq(fstat(sfd, &st), 0);
-
-	ck_assert_int_eq(pipe(pfd), 0);
-	pid_t pid = fork();
-	ck_assert_int_ge(pid, 0);
-	if (pid == 0) {
-		/* The leader: its own open of the state file, so its own lock. */
-		int fd = -1;
-		uint64_t *mine = map_newsync(&fd);
-		char dir[700];
-		if (fcntl(fd, F_OFD_SETLKW, &fl) < 0 || write(pfd[1], "L", 1) != 1)
-			_exit(2);
-		for (int i = 0; i < 1000 && !lock_waiter_on(st.st_ino); i++)
-			usleep(5000);
-		if (!lock_waiter_on(st.st_ino))
-			_exit(3);
-		uint64_t gen = mine[0] + 1;
-		mine[0] = gen;
-		snprintf(dir, sizeof(dir), "%snew", maildir);
-		int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-		if (dfd < 0 || syscall(SYS_fsync, dfd) < 0)
-			_exit(4);
-		mine[1] = gen;
-		fl.l_type = F_UNLCK;
-		_exit(fcntl(fd, F_OFD_SETLK, &fl) < 0 ? 5 : 0);
-	}
-	ck_assert_int_eq(read(pfd[0], &c, 1), 1);
-	steps[0] = '\0';
-	deliver(&rc);
-	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
-	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "leader child status %d", status);
-	ck_assert_int_eq(rc.status, DELIVER_OK);
-	ck_assert_str_eq(steps, "TFP"); /* new/ fsynced by the leader, not again */
-	ck_assert_uint_eq(entries("new", NULL, 0), 2);
-	ck_assert(ctr[1] == ctr[0]);
-	munmap(ctr, 2 * sizeof(uint64_t));
-	close(sfd);
-	close(pfd[0]);
-	close(pfd[1]);
-}
-END_TEST
-
 static const int unsupported[] = { EOPNOTSUPP, EISDIR, EINVAL };
 
 START_TEST(test_fallback_tmpfile_unsupported)
@@ -464,7 +372,6 @@ static Suite *tmpfile_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc, test_tmpfile_delivery);
-	tcase_add_test(tc, test_newdir_fsync_shared);
 	tcase_add_loop_test(tc, test_fallback_tmpfile_unsupported, 0,
 			    (int)(sizeof(unsupported) / sizeof(unsupported[0])));
 	tcase_add_test(tc, test_fallback_no_proc);
