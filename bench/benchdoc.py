@@ -244,6 +244,21 @@ and the copy-on-write faults between them were 44 % of the local agent's CPU.  A
 traffic; the agent and its workers went from about 0.75 to 0.36 ms of CPU per message, and to
 0.24–0.31 ms with the system-call work below.
 
+**Claiming a recycled file in place.**  A receiver used to claim a file of `recycle/` by renaming
+it into `tmp/`, then renamed it into `incoming/` at the commit: two renames across directories per
+message, and those serialize on the file system's rename lock (a sixth of smtpd's `renameat`
+samples were that mutex).  Now it opens the file where it lies, takes an open file description
+lock that it holds until the commit has renamed the file into `incoming/`, and checks, once
+locked, that the name still leads to that file (queue/QUEUE.md).  Each listing of `recycle/` now
+starts at a random offset, which on ext4's hashed directories is a random place in the hash
+order: from the start, every receiver read the same hundred lowest-hash names, which the first of
+them used up, so the others met stale names and often created a new file instead (146 creates
+against 165 claims in a 2-second `strace` sample; 0 against 401 now).  Relay, 4 alternations of
+old and new build, 12,000 messages each: 1,698 → 1,839 msg/s (medians), tern 0.639 → 0.575 ms
+and smtpd 0.441 → 0.376 ms of CPU per message.  The queue file is `fdatasync`ed (its blocks and
+length; not its timestamps), and a recycled file is cut only when it was longer than the new
+message, since a truncate marks the inode for `fdatasync` even when the length does not change.
+
 **CPU per message and process** (relay, 6,000 × 5 KiB, 20 sessions, `/proc/PID/stat` before and
 after, `max_use` raised so no process exits during the run): smtpd 0.44–0.47 ms (nine tenths in
 the kernel: loopback TCP and its softirq work, fsync, rename, poll), send 0.1 ms, the queue
@@ -269,25 +284,32 @@ the queue manager).  Most of these calls were cheap: smtpd's CPU per message bar
 local agent's fell by about 15 %.  Not taken: polling before the read that follows a reply (the
 client's next command has usually arrived by then under load; it added calls).
 
-**Where smtpd's time goes now** (relay, perf, samples by the system call they are in): `fsync`
-23 %, `sendto` (loopback TCP to the client, with the softirq work of delivering it) 16 %,
-`renameat` 10 %, `poll` 6 %, interrupts 4 %, `fcntl` (the group commit's leader lock) 3 %.  The
-rest is spread thin.  smtpd is 44–47 % of the machine in a relay run, smtp-source 17–20 %, send
-11 %, smtp-sink 7.5 %, the queue manager 7.5 %, the benchmark's Python 5 %.
+**Where smtpd's time goes now** (relay, perf, samples by the system call they are in):
+`fdatasync` of the queue file 20 %, `sendto` (loopback TCP to the client, with the softirq work of
+delivering it) 15 %, `fsync` of `incoming/` 5 %, `poll` 5 %, `openat` 5 % (mostly files created
+while `recycle/` fills at the start of a run), `renameat` 5 %, interrupts 4 %, `fcntl` (leader and
+claim locks) 4 %.  The rest is spread thin.  smtpd is 42 % of the machine in a relay run,
+smtp-source 20 %, send 11 %, the queue manager 8 %, smtp-sink 8 %.  The benchmark's own Python
+was 5 %: it read smtp-sink's counter line for every message; the throughput runs now read it at
+most every 5 ms (0.070 → 0.021 ms of machine CPU per message; the latency runs still read every
+line).
 
 **What is left, ranked:**
 
 1. The kernel work that the protocol and the promise need: per message a connection, seven
    replies, a file fsync, a share of a directory fsync and two renames in smtpd; a file fsync and a
    directory fsync in the Maildir.  On this VM each flush is several trips to the hypervisor.
-2. One rename less in smtpd: claim a file straight into `incoming/` and mark it complete at the
-   commit.  Not done: a recycled file keeps its old blocks, so after a crash a file marked complete
-   could hold a mix of old and new blocks unless the mark had an fsync of its own, which costs what
-   the rename saves.
-3. Group commit of a Maildir's `new/` fsync across the workers that write one owner's mail.  As
-   an experiment (not a change) dropping that fsync altogether raised local throughput by about
-   9 %; sharing it would recover a little over half of that, at the price of a shared state file
-   per Maildir.
+2. The remaining rename in smtpd (`recycle/` or `tmp/` → `incoming/`): claiming straight into
+   `incoming/` with a completion mark is not done, because a recycled file keeps its old blocks,
+   so after a crash a file marked complete could hold a mix of old and new blocks unless the mark
+   had an fsync of its own, which costs what the rename saves.
+3. Group commit of a Maildir's `new/` fsync across the workers that write one owner's mail was
+   built (the same `dirsync` as `incoming/`, its state in a file in the Maildir) and measured
+   worse: local 1,614 → 1,414 msg/s (medians of 4 alternations, 12,000 messages each), every
+   process's CPU per message up.  Twenty workers queueing on one leader lock cost more than their
+   concurrent fsyncs, whose device flushes the block layer already merges.  Reverted.  (The same
+   ablation for `incoming/` still favours the group commit, slightly: smtpd 0.43 against
+   0.45–0.51 ms per message with plain fsyncs.)
 4. Latency at low load is bounded below by the flushes on the path: three fsyncs before a message
    appears in a Maildir (queue file, its directory, the Maildir file) and a fourth for `new/`,
    against Postfix's two (Postfix does not fsync directories); tern's promise keeps them.
