@@ -642,6 +642,73 @@ START_TEST(test_data_convert)
 }
 END_TEST
 
+/* The conversion's rules one byte at a time: the model the converter is
+ * checked against (a line end is LF, CR LF or a lone CR, sent as CR LF; a
+ * line's leading dot is doubled; a CR at a chunk's end waits for the next
+ * byte). */
+static size_t model_convert(const char *in, size_t n, char *out, int *midline, int *cr)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = in[i];
+		if (*cr) {
+			out[o++] = '\r';
+			out[o++] = '\n';
+			*cr = *midline = 0;
+			if (ch == '\n')
+				continue;
+		}
+		if (ch == '\r') {
+			*cr = 1;
+		} else if (ch == '\n') {
+			out[o++] = '\r';
+			out[o++] = '\n';
+			*midline = 0;
+		} else {
+			if (!*midline && ch == '.')
+				out[o++] = '.';
+			out[o++] = ch;
+			*midline = 1;
+		}
+	}
+	return o;
+}
+
+/* Random texts of dots, line ends, NULs and letters, cut into random
+ * chunks: the converter's output equals the model's, byte for byte. */
+START_TEST(test_data_convert_model)
+{
+	static const char alphabet[] = { 'a', '.', '\r', '\n', 'x', '\0', '.', '\n' };
+	static char in[512], got[1100], want[1100];
+	unsigned seed = 12345;
+	for (int round = 0; round < 3000; round++) {
+		size_t len = (seed = seed * 1103515245u + 12345u) >> 16 & 511, g = 0, w = 0, pos = 0;
+		int st = 0, midline = 0, cr = 0;
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			in[i] = (seed >> 16) % 5 == 0 ? 'a' + (char)((seed >> 20) % 26) : alphabet[(seed >> 16) % 8];
+		}
+		while (pos < len) {
+			size_t take = 1 + ((seed = seed * 1103515245u + 12345u) >> 16) % 97;
+			if (take > len - pos)
+				take = len - pos;
+			g += smtp_data_convert(in + pos, take, got + g, &st);
+			pos += take;
+		}
+		g += smtp_data_finish(got + g, st);
+		w = model_convert(in, len, want, &midline, &cr);
+		if (cr || midline) {
+			want[w++] = '\r';
+			want[w++] = '\n';
+		}
+		memcpy(want + w, ".\r\n", 3);
+		w += 3;
+		ck_assert_msg(g == w && memcmp(got, want, w) == 0, "round %d: %zu bytes in, %zu out, want %zu", round,
+			      len, g, w);
+	}
+}
+END_TEST
+
 START_TEST(test_large_body)
 {
 	/* 300 KB of ".x" lines: crosses chunk and buffer boundaries */
@@ -1148,6 +1215,7 @@ static Suite *send_suite(void)
 	tcase_add_test(tc, test_banner_timeout);
 	tcase_add_test(tc, test_bad_nexthop_and_short_file);
 	tcase_add_test(tc, test_data_convert);
+	tcase_add_test(tc, test_data_convert_model);
 	tcase_add_test(tc, test_large_body);
 	tcase_add_test(tc, test_next_address_after_failures);
 	tcase_add_test(tc, test_retry_only_unanswered);
