@@ -3,7 +3,7 @@
  *
  * Public: sock_unix_listen, sock_unix_dgram_bind, sock_unix_connect,
  * sock_unix_dgram_send, sock_tcp_listen, sock_split_hostport, sock_send_fd,
- * sock_recv_fd, write_all, fd_set_nonblock, fd_set_cloexec, sock_addr_text.
+ * sock_send_fd_all, sock_recv_fd, write_all, fd_set_nonblock, fd_set_cloexec, sock_addr_text.
  *
  * Errors: every function returns -1 with errno set and never exits; the
  * caller knows whether a failure is fatal.  Every descriptor created here is
@@ -263,7 +263,8 @@ int sock_tcp_listen(const char *hostport, int backlog)
 	return fd;
 }
 
-int sock_send_fd(int sock, int fd, const void *p, size_t n)
+/* One sendmsg of up to n bytes with fd attached: bytes sent, or -1. */
+static ssize_t send_with_fd(int sock, int fd, const void *p, size_t n)
 {
 	union {
 		struct cmsghdr hdr;
@@ -292,6 +293,13 @@ int sock_send_fd(int sock, int fd, const void *p, size_t n)
 	do
 		r = sendmsg(sock, &msg, MSG_NOSIGNAL);
 	while (r < 0 && errno == EINTR);
+	return r;
+}
+
+int sock_send_fd(int sock, int fd, const void *p, size_t n)
+{
+	ssize_t r = send_with_fd(sock, fd, p, n);
+
 	if (r < 0)
 		return -1;
 	if ((size_t)r != n) {
@@ -300,6 +308,15 @@ int sock_send_fd(int sock, int fd, const void *p, size_t n)
 		return -1;
 	}
 	return 0;
+}
+
+int sock_send_fd_all(int sock, int fd, const void *p, size_t n)
+{
+	ssize_t r = send_with_fd(sock, fd, p, n);
+
+	if (r < 0)
+		return -1;
+	return write_all(sock, (const char *)p + r, n - (size_t)r);
 }
 
 /* Close every descriptor carried by an SCM_RIGHTS message, except *keep if keep is set. */

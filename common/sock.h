@@ -32,6 +32,10 @@ int sock_split_hostport(const char *s, char *host, size_t hostsize, char *port, 
 
 /* Send n bytes (n >= 1) with the descriptor fd attached via SCM_RIGHTS. */
 int sock_send_fd(int sock, int fd, const void *p, size_t n);
+/* The same on a stream socket whose reader frames the bytes itself: a short
+ * send (a signal, a full socket buffer) is finished with write_all, the
+ * descriptor having gone with the first part.  0 or -1. */
+int sock_send_fd_all(int sock, int fd, const void *p, size_t n);
 /* Receive up to n bytes; when a descriptor is attached it is stored in *fd
  * (made close-on-exec), otherwise *fd is -1.  Any extra descriptors are
  * closed.  Returns bytes received (0 at EOF) or -1.  When the kernel had to

@@ -392,8 +392,10 @@ static int job_send(struct job *j, int s)
 		goto out;
 	}
 	/* Agent sockets stay blocking for this write; sched_io reads them
-	 * with MSG_DONTWAIT, so no mode switch per message. */
-	if (sock_send_fd(s, fd, req.data, 1) < 0 || write_all(s, req.data + 1, req.len - 1) < 0) {
+	 * with MSG_DONTWAIT, so no mode switch per message.  The whole request
+	 * goes in one sendmsg with the descriptor, so the agent usually reads
+	 * it in one call. */
+	if (sock_send_fd_all(s, fd, req.data, req.len) < 0) {
 		log_warning("%s: send request to the %s agent: %s", j->msg->qid, transport_name(j->dest->transport),
 			    strerror(errno));
 		goto out;

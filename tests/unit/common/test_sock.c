@@ -10,12 +10,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "sock.h"
@@ -334,6 +337,81 @@ START_TEST(test_fd_passing)
 }
 END_TEST
 
+static void on_alarm(int sig)
+{
+	(void)sig;
+}
+
+/* A send cut short: more bytes than the socket buffer holds, and a signal
+ * while the sender waits for room (the reader raises it once the buffer
+ * stopped filling).  sock_send_fd would refuse the short send;
+ * sock_send_fd_all finishes it, and the descriptor comes with the first
+ * bytes the reader gets, and only with those. */
+START_TEST(test_fd_passing_all)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_alarm; /* no SA_RESTART: the blocked sendmsg returns short */
+	ck_assert_int_eq(sigaction(SIGALRM, &sa, NULL), 0);
+	enum { BIG = 1 << 20 };
+	int sv[2], p[2], status, nfd = count_fds();
+	char *data = malloc(BIG);
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(data);
+	for (int i = 0; i < BIG; i++)
+		data[i] = (char)('a' + i % 23);
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	ck_assert_int_eq(pipe(p), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		static char in[65536];
+		size_t total = 0;
+		int got, first = 1, bad = 0;
+
+		close(sv[0]);
+		for (int i = 0, last = -1, queued = 0; i < 500; i++, last = queued) {
+			if (ioctl(sv[1], FIONREAD, &queued) < 0 || (queued > 0 && queued == last))
+				break;
+			usleep(10000);
+		}
+		kill(getppid(), SIGALRM);
+		usleep(20000);
+		for (;;) {
+			ssize_t n = sock_recv_fd(sv[1], &got, in, sizeof(in));
+			if (n <= 0)
+				break;
+			if (first ? got < 0 : got >= 0)
+				bad = 1;
+			if (got >= 0 && write(got, "F", 1) != 1)
+				bad = 1;
+			if (got >= 0)
+				close(got);
+			for (ssize_t k = 0; k < n; k++)
+				if (in[k] != (char)('a' + (total + (size_t)k) % 23))
+					bad = 1;
+			total += (size_t)n;
+			first = 0;
+		}
+		_exit(bad ? 1 : total == BIG ? 0 : 2);
+	}
+	close(sv[1]);
+	ck_assert_int_eq(sock_send_fd_all(sv[0], p[1], data, BIG), 0);
+	close(sv[0]);
+	close(p[1]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "reader status %d", status);
+	char c = 0;
+	ck_assert_int_eq(read(p[0], &c, 1), 1);
+	ck_assert_int_eq(c, 'F');
+	close(p[0]);
+	free(data);
+	ck_assert_int_eq(count_fds(), nfd);
+}
+END_TEST
+
 /* Send n copies of fd in one SCM_RIGHTS message. */
 static void send_many(int sock, int fd, int n)
 {
@@ -493,6 +571,7 @@ static Suite *sock_suite(void)
 	tcase_add_test(tc, test_fd_passing);
 	tcase_add_test(tc, test_fd_passing_extra_fds_closed);
 	tcase_add_test(tc, test_fd_passing_ctrunc);
+	tcase_add_test(tc, test_fd_passing_all);
 	tcase_add_test(tc, test_write_all_and_flags);
 	tcase_add_test(tc, test_addr_text);
 	suite_add_tcase(s, tc);
