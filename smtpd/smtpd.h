@@ -60,6 +60,9 @@ struct smtpd_content {
 	char head[10];               /* first bytes of the current line */
 	size_t headlen;
 	int in_header;               /* still in the header section */
+	int line_kind;               /* in the header: what the current line is so far */
+	size_t name_len;             /* length of its field name */
+	int fields;                  /* header fields seen (a continuation needs one) */
 	int too_big, bare, long_line, header_big;
 	int pending_cr;              /* BDAT: a chunk ended with CR */
 };

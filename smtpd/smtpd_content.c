@@ -19,6 +19,8 @@
  *   smtpd_text_line_limit  550 5.5.2 (a long line is refused, never cut)
  *   header_size_limit      552 5.3.4 (the header is refused, never cut)
  *   hopcount_limit         554 5.4.6 (a mail loop)
+ * The header ends at the empty line or at the first line that is neither a
+ * header field nor a continuation (that line is body, as in Postfix).
  * The 250 comes only after qfw_commit returned 0 (file and directory
  * fsynced); a failed commit is 452 4.3.1 for a full disk or quota, else
  * 451 4.3.0, and leaves nothing behind.
@@ -122,12 +124,58 @@ smtpd_content_begin(struct smtpd_session *s, struct smtpd_content *c)
 	return 0;
 }
 
-/* At the end of a header line: is it a Received: header? */
+/*
+ * What a line in the header section is, decided as its bytes stream in
+ * (the line itself is never held): a field "name:" (RFC 5322 2.2, with the
+ * obsolete blanks before the colon that Postfix also accepts), the
+ * continuation of one, or neither.  Neither ends the header, as in Postfix:
+ * it is the first body line, so a message without an empty line after its
+ * header, or without a header at all, is not counted whole as header.
+ */
+enum { LK_START = 0, LK_NAME, LK_NAME_WS, LK_FIELD, LK_CONT, LK_BODY };
+
+static void
+classify(struct smtpd_content *c, const char *p, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n && c->line_kind != LK_FIELD && c->line_kind != LK_CONT && c->line_kind != LK_BODY; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		int blank = ch == ' ' || ch == '\t', bad = ch < 33 || ch > 126;
+
+		switch (c->line_kind) {
+		case LK_START:
+			c->line_kind = blank ? (c->fields > 0 ? LK_CONT : LK_BODY) : bad || ch == ':' ? LK_BODY : LK_NAME;
+			break;
+		case LK_NAME:
+			c->line_kind = ch == ':' ? LK_FIELD : blank ? LK_NAME_WS : bad ? LK_BODY : LK_NAME;
+			break;
+		default: /* LK_NAME_WS */
+			c->line_kind = ch == ':' ? LK_FIELD : blank ? LK_NAME_WS : LK_BODY;
+			break;
+		}
+		if (c->line_kind == LK_NAME)
+			c->name_len++;
+	}
+}
+
+/* At the end of a line in the header section: count it, or end the header. */
 static void
 header_line_done(struct smtpd_content *c)
 {
-	if (c->headlen >= 9 && strncasecmp(c->head, "Received:", 9) == 0)
-		c->hops++;
+	if (c->line_len == 0 || (c->line_kind != LK_FIELD && c->line_kind != LK_CONT)) {
+		c->in_header = 0; /* the empty line, or the first body line */
+		return;
+	}
+	/* The limit is on the header as stored: its lines with LF ends. */
+	c->header_bytes += c->line_len + 1;
+	if (c->header_bytes > (unsigned long long)cf.header_size_limit)
+		c->header_big = 1;
+	if (c->line_kind == LK_FIELD) {
+		c->fields++;
+		if (c->name_len == 8 && strncasecmp(c->head, "Received", 8) == 0)
+			c->hops++;
+	}
 }
 
 void
@@ -150,22 +198,18 @@ smtpd_content_put(struct smtpd_content *c, const char *p, size_t n, int eol)
 			take = n;
 		memcpy(c->head + c->headlen, p, take);
 		c->headlen += take;
-		c->header_bytes += n + (eol ? 1 : 0);
-		if (c->header_bytes > (unsigned long long)cf.header_size_limit)
-			c->header_big = 1;
+		classify(c, p, n);
 	}
 	raw_write(c, p, n);
 	if (!eol)
 		return;
 	raw_write(c, "\n", 1);
-	if (c->in_header) {
-		if (c->line_len == 0)
-			c->in_header = 0; /* the empty line that ends the header */
-		else
-			header_line_done(c);
-	}
+	if (c->in_header)
+		header_line_done(c);
 	c->line_len = 0;
 	c->headlen = 0;
+	c->line_kind = LK_START;
+	c->name_len = 0;
 }
 
 void

@@ -379,11 +379,117 @@ START_TEST(hopcount_limit)
 	buf_puts(&in, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\n");
 	for (i = 0; i < n; i++)
 		buf_puts(&in, i % 2 ? "received: from x by y; now\r\n" : "Received: from x\r\n\tby y; now\r\n");
+	/* Other fields whose names start alike are no hops. */
+	buf_puts(&in, "Received-SPF: pass\r\nReceivedBy: x\r\n");
 	buf_puts(&in, "\r\nReceived: in the body does not count\r\n.\r\n");
 	run(in.data, in.len,
 	    _i == 0 ? TXN_REPLY "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as QID\r\n"
 		    : TXN_REPLY "354 End data with <CR><LF>.<CR><LF>\r\n554 5.4.6 Error: too many hops\r\n",
 	    NULL, NULL);
+	buf_free(&in);
+}
+END_TEST
+
+#define DATA_OK TXN_REPLY "354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as QID\r\n"
+#define DATA_552 TXN_REPLY "354 End data with <CR><LF>.<CR><LF>\r\n552 5.3.4 Error: message header size exceeds limit\r\n"
+
+/* At the default header_size_limit (102400), a 1 MB header in each shape an
+ * attacker can give it is refused whole (tern never cuts a header), and the
+ * session goes on: the next message in it is queued.  _i: 0 one 1 MB line
+ * (smtpd_text_line_limit off, else the line limit refuses it first), 1 the
+ * same folded into 1000-octet lines, 2 100,000 short header lines. */
+START_TEST(header_default_limit_1mb)
+{
+	struct buf in;
+	int i;
+
+	if (_i == 0)
+		h_conf((const char *const[]){ "smtpd_text_line_limit=0", NULL });
+	buf_init(&in, 1 << 23);
+	buf_puts(&in, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\nReceived: from x by y; now\r\n");
+	if (_i == 0 || _i == 1) {
+		buf_puts(&in, "X-Big: ");
+		for (i = 0; i < (1 << 20); i++) {
+			if (_i == 1 && i % 990 == 989)
+				buf_puts(&in, "\r\n\t");
+			else
+				buf_putc(&in, 'a' + i % 26);
+		}
+		buf_puts(&in, "\r\n");
+	} else {
+		for (i = 0; i < 100000; i++)
+			buf_puts(&in, "X-H: v\r\n");
+	}
+	buf_puts(&in, "\r\nbody\r\n.\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\nS: x\r\n\r\nok\r\n.\r\n");
+	run(in.data, in.len,
+	    DATA_552 "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n354 End data with <CR><LF>.<CR><LF>\r\n250 2.0.0 Ok: queued as QID\r\n",
+	    NULL, NULL);
+	buf_free(&in);
+}
+END_TEST
+
+/* header_size_limit counts the header lines as stored (LF line ends), not
+ * the empty line after them.  Behind 100 KB of header the hop count is
+ * still exact.  _i: 0 49 Received: and 102400 bytes: queued; 1 one byte
+ * more: 552; 2 50 Received: (hopcount_limit 50) in 102400 bytes: 554. */
+START_TEST(header_at_default_limit)
+{
+	struct buf in;
+	int hops = _i == 2 ? 50 : 49;
+	long rest = 102400 + (_i == 1) - hops * 28L;
+	int i;
+
+	buf_init(&in, 1 << 20);
+	buf_puts(&in, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\n");
+	for (i = 0; i < hops; i++)
+		buf_puts(&in, "Received: from x\r\n\tby y; now\r\n"); /* 17 + 11 bytes stored */
+	for (i = 0; rest >= 100 + 6; i++, rest -= 100)
+		buf_printf(&in, "X-F: %094d\r\n", i); /* 100 bytes stored */
+	buf_puts(&in, "X-G: ");
+	for (; rest > 6; rest--)
+		buf_putc(&in, 'g');
+	buf_puts(&in, "\r\n\r\nbody\r\n.\r\n");
+	run(in.data, in.len,
+	    _i == 0	? DATA_OK
+	    : _i == 1 ? DATA_552
+		      : TXN_REPLY "354 End data with <CR><LF>.<CR><LF>\r\n554 5.4.6 Error: too many hops\r\n",
+	    NULL, NULL);
+	buf_free(&in);
+}
+END_TEST
+
+/* A line that is neither a header field ("name:") nor a continuation of
+ * one ends the header, as in Postfix: what follows is body, so neither its
+ * Received: lines nor its size count against the header limits.  _i: 0 no
+ * header at all, 60 Received: lines after a first line without a colon;
+ * 1 a header, then 200 KB of text without the empty line; 2 the same text
+ * after a line that starts with a space but continues nothing, with
+ * hopcount_limit 1 so that only a miscounted hop could refuse it. */
+START_TEST(header_ends_at_non_header_line)
+{
+	static const char *const first[] = { "Dear user,\r\n", "Subject: hi\r\nthis is no header\r\n",
+					     " indented, first\r\n" };
+	struct qf_envelope e;
+	struct buf in, body;
+	size_t start;
+	int i;
+
+	h_conf((const char *const[]){ _i == 2 ? "hopcount_limit=1" : "hopcount_limit=50", NULL });
+	buf_init(&in, 1 << 20);
+	buf_init(&body, 1 << 20);
+	buf_puts(&in, "EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<u@mx.test>\r\nDATA\r\n");
+	start = in.len;
+	buf_puts(&in, first[_i]);
+	for (i = 0; i < 60; i++)
+		buf_puts(&in, "Received: from x by y; now\r\n");
+	for (i = 0; _i > 0 && i < 200; i++)
+		buf_printf(&in, "%0998d\r\n", i);
+	buf_puts(&in, ".\r\n");
+	run(in.data, in.len, DATA_OK, &body, &e);
+	/* Stored as sent, with LF line ends. */
+	ck_assert_uint_eq(body.len, in.len - start - 3 - (60 + (_i > 0 ? 200 : 0) + 1 + (_i == 1)));
+	qf_envelope_free(&e);
+	buf_free(&body);
 	buf_free(&in);
 }
 END_TEST
@@ -481,6 +587,9 @@ suite(void)
 	tcase_add_loop_test(tc, text_line_limit, 0, 2);
 	tcase_add_test(tc, header_size_limit);
 	tcase_add_loop_test(tc, hopcount_limit, 0, 2);
+	tcase_add_loop_test(tc, header_default_limit_1mb, 0, 3);
+	tcase_add_loop_test(tc, header_at_default_limit, 0, 3);
+	tcase_add_loop_test(tc, header_ends_at_non_header_line, 0, 3);
 	tcase_add_test(tc, junk_command_limit);
 	tcase_add_test(tc, vrfy_disabled);
 	tcase_add_test(tc, no_brackets_tolerated);
