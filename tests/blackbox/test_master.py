@@ -18,13 +18,21 @@
   throttle_*     a `send` that exits 1 at once: the master logs that it
                  throttles, starts it only a few times in ~4 s, SMTP still works
   config_error_* an unknown key: tern-master -f -c BAD exits non-zero, names BAD:LINE
+  sockets_*      the running instance's Unix sockets and their directories, by
+                 lstat: every socket in private/ (qmgr, local, send) mode 0600,
+                 private/ 0700; public/pickup 0620, public/ 0710, maildrop/
+                 1730; as root all owned by mail_owner, private/ in its group,
+                 public/ and maildrop/ in setgid_group (here the existing group
+                 "mail", so that the two groups differ)
 """
 
+import grp
 import os
 import pwd
 import re
 import signal
 import smtplib
+import stat
 import subprocess
 import sys
 import tempfile
@@ -395,6 +403,50 @@ def test_sigterm(t):
     assert rc == 0, "master exit status %s after SIGTERM" % rc
 
 
+def submit_group():
+    """An existing group other than mail_owner's, for setgid_group (None if
+    there is none to use): a socket that fell back to mail_owner's group
+    then cannot pass for one in setgid_group."""
+    ogid = pwd.getpwnam(mail_owner()).pw_gid
+    for name in ("mail", "daemon"):
+        try:
+            if grp.getgrnam(name).gr_gid != ogid:
+                return name
+        except KeyError:
+            pass
+    return None
+
+
+def test_socket_modes(t):
+    """What the master documents for its sockets (master_services.c,
+    docs/config.md): private/ only for mail_owner, public/pickup writable by
+    setgid_group and nobody else."""
+    mpid = t.master_pid()
+    assert wait_for(lambda: services_up(mpid), 10.0), "services not up"
+    root = os.getuid() == 0
+    owner = pwd.getpwnam(mail_owner())
+    sgid = grp.getgrnam(t.conf["setgid_group"]).gr_gid if "setgid_group" in t.conf else None
+    private = os.path.join(t.queue, "private")
+    socks = sorted(n for n in os.listdir(private) if stat.S_ISSOCK(os.lstat(os.path.join(private, n)).st_mode))
+    assert {"qmgr", "local", "send"} <= set(socks), "sockets in private/: %s" % socks
+    want = [(private, stat.S_IFDIR | 0o700, owner.pw_gid)]
+    want += [(os.path.join(private, n), stat.S_IFSOCK | 0o600, owner.pw_gid) for n in socks]
+    want += [(os.path.join(t.queue, "public"), stat.S_IFDIR | 0o710, sgid),
+             (os.path.join(t.queue, "public", "pickup"), stat.S_IFSOCK | 0o620, sgid),
+             (os.path.join(t.queue, "maildrop"), stat.S_IFDIR | 0o1730, sgid)]
+    bad = []
+    for path, mode, gid in want:
+        st = os.lstat(path)
+        rel = os.path.relpath(path, t.queue)
+        if st.st_mode != mode:
+            bad.append("%s mode %o (want %o)" % (rel, st.st_mode, mode))
+        if root and st.st_uid != owner.pw_uid:
+            bad.append("%s owner uid %d (want mail_owner %d)" % (rel, st.st_uid, owner.pw_uid))
+        if root and gid is not None and st.st_gid != gid:
+            bad.append("%s group %d (want %d)" % (rel, st.st_gid, gid))
+    assert not bad, "; ".join(bad)
+
+
 # ----------------------------------------------------------------------------
 
 def test_throttle():
@@ -476,6 +528,9 @@ def main():
         res.exit()
     owner = mail_owner()
     t = Tern(name="master")
+    if os.getuid() == 0 and submit_group():
+        t.conf["setgid_group"] = submit_group()
+        t.write_conf()
     res.on_fail.append(t.diagnostics)
     try:
         if res.run("start", t.start):
@@ -488,6 +543,7 @@ def main():
                 res.skip("uid_checks", "not root, or mail_owner is root")
             res.run("fds_idle_smtpd_only_3_4", test_smtpd_fds, t)
             res.run("fds_children_inherit_nothing_else", test_no_inherited_fds, t)
+            res.run("sockets_private_0600_public_0620_setgid_group", test_socket_modes, t)
             res.run("smtpd_kill9_mail_still_delivered", test_smtpd_kill9, t)
             res.run("qmgr_kill9_mail_delivered_after", test_qmgr_kill9, t)
             res.run("prefork_growth", test_prefork_growth, t)
