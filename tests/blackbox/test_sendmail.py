@@ -2,7 +2,8 @@
 """sendmail, postdrop and pickup as root (issue 8): -t with Cc/Bcc/groups/
 folded headers, the lone-dot rule and -i, every documented flag once, the
 ignored flags, -bs through python smtplib, -bp/-bi/-q, submission while the
-master is stopped, forged and truncated maildrop files moved to corrupt/.
+master is stopped, forged and truncated maildrop files moved to corrupt/, postdrop with fds
+1 and 2 closed (its maildrop file is not fd 0-2, the message is intact).
 The unprivileged-user tests (mail -s, git send-email, permissions) are in
 test_sendmail_users.py.  Runs as any user: without root, every tern process
 and postdrop run as that user (development mode)."""
@@ -238,6 +239,49 @@ def test_postdrop_hostile(t):
     t.start()
 
 
+def test_postdrop_stdout_stderr_closed(t):
+    """hostile-inputs C.20: postdrop started with fds 1 and 2 closed and a
+    message on a stdin pipe.  While it writes, its maildrop file must not
+    be fd 0-2 (1 and 2 are /dev/null), or a diagnostic written to "stderr"
+    would land in it; the file queued holds exactly the message."""
+    postdrop = os.path.join(BUILD, "libexec", "tern", "postdrop")
+    drop = os.path.join(t.queue, "maildrop")
+    t.stop()
+    content = b"Subject: closed fds\n\n" + b"".join(b"line %06d\n" % i for i in range(20000))
+    stream = b"TERNDROP 1\nF 0\nN \nS \nR 0 cfd@localhost\nL %d\n" % len(content) + content
+    p = subprocess.Popen(["sh", "-c", 'exec "$0" -c "$1" >&- 2>&-', postdrop, t.conf_path], stdin=subprocess.PIPE)
+    try:
+        p.stdin.write(stream[:len(stream) // 2])
+        p.stdin.flush()
+        assert wait_for(lambda: os.listdir(drop), 5), "no temp file while writing"
+        fds = {}
+        for n in os.listdir("/proc/%d/fd" % p.pid):
+            try:
+                fds[int(n)] = os.readlink("/proc/%d/fd/%s" % (p.pid, n))
+            except OSError:
+                pass
+        in_drop = {k: v for k, v in fds.items() if v.startswith(drop + "/")}
+        assert len(in_drop) == 1, "maildrop files open in postdrop: %s" % fds
+        assert min(in_drop) > 2, "the maildrop file is fd %d: %s" % (min(in_drop), fds)
+        assert fds.get(1) == "/dev/null" and fds.get(2) == "/dev/null", "fds 1 and 2: %s" % fds
+        p.stdin.write(stream[len(stream) // 2:])
+        p.stdin.close()
+        assert p.wait(10) == 0, "exit %d" % p.returncode
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+    names = os.listdir(drop)
+    assert len(names) == 1 and not names[0].startswith("tmp."), names
+    with open(os.path.join(drop, names[0]), "rb") as f:
+        data = f.read()
+    assert data.endswith(b"\nL %d\n" % len(content) + content), "maildrop file does not end with the message"
+    t.start()
+    assert t.wait_mail("cfd", 1, 10), "not delivered"
+    raw, _m = newest(t, "cfd")
+    assert raw.endswith(content[content.index(b"\n\n") + 2:]), "delivered body differs"
+
+
 def main():
     res = Results()
     if not prerequisites_or_fail(res, "sendmail_build"):
@@ -259,7 +303,8 @@ def main():
                  ("sendmail_bp_bi_q", test_bp_bi_q),
                  ("sendmail_while_stopped", test_stopped),
                  ("maildrop_forged_truncated_to_corrupt", test_corrupt),
-                 ("postdrop_closed_fds_env_fsize_sighup", test_postdrop_hostile)]
+                 ("postdrop_closed_fds_env_fsize_sighup", test_postdrop_hostile),
+                 ("postdrop_stdout_stderr_closed_file_not_fd_2", test_postdrop_stdout_stderr_closed)]
         for name, fn in tests:
             res.run(name, fn, t)
         left = t.stop()
