@@ -15,7 +15,9 @@ other daemons, and points daemon_directory there.
 Checked: mailutils `mail -s` and `git send-email --sendmail-cmd` deliver
 through tern's sendmail; the sender is user@myorigin and the pickup log
 line has the user's uid; the maildrop directory and file and the queue
-files are unreadable to another user; -f by a user is accepted and logged."""
+files are unreadable to another user; -f by a user is accepted and logged;
+postdrop started in the user's own unreadable directory moves to / and
+queues the message."""
 
 import grp
 import os
@@ -155,6 +157,48 @@ def test_permissions(t, env):
     assert t.wait_mail("secret", 1, 10), "not delivered after start"
 
 
+def test_hostile_cwd(t, env):
+    """hostile-inputs C.20: the setgid postdrop started by a user from a
+    directory that user owns and made unreadable (mode 0300): postdrop
+    leaves it at once (its cwd is / while it writes, seen in /proc) and the
+    message is queued and delivered; sendmail from there delivers too."""
+    pw = pwd.getpwnam(USER_A)
+    cwd = os.path.join(pw.pw_dir, "hostile-cwd")
+    os.mkdir(cwd)
+    os.chown(cwd, pw.pw_uid, pw.pw_gid)
+    os.chmod(cwd, 0o300)
+    drop = os.path.join(t.queue, "maildrop")
+    content = b"Subject: hostile cwd\n\n" + b"x" * 50000 + b"\n"
+    stream = b"TERNDROP 1\nF 0\nN \nS \nR 0 hcwd@localhost\nL %d\n" % len(content) + content
+
+    def drop_privs():
+        os.setgroups([])
+        os.setgid(pw.pw_gid)
+        os.setuid(pw.pw_uid)
+    t.stop()  # the temp file stays visible until postdrop renames it
+    p = subprocess.Popen([os.path.join(t.dir, "libexec", "postdrop")], stdin=subprocess.PIPE, stderr=subprocess.PIPE,
+                         cwd=cwd, preexec_fn=drop_privs, env={"PATH": "/usr/bin:/bin"})
+    try:
+        p.stdin.write(stream[:1000])
+        p.stdin.flush()
+        assert wait_for(lambda: os.listdir(drop), 5), "no temp file while writing"
+        where = os.readlink("/proc/%d/cwd" % p.pid)
+        assert where == "/", "postdrop's working directory while it writes: %s" % where
+        p.stdin.write(stream[1000:])
+        p.stdin.close()
+        assert p.wait(10) == 0, "postdrop exit %d: %s" % (p.returncode, p.stderr.read())
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait(5)
+        p.stderr.close()
+    t.start()
+    assert t.wait_mail("hcwd", 1, 10), "postdrop's message not delivered"
+    r = as_user(USER_A, [SENDMAIL, "hcwd2@localhost"], b"Subject: hostile cwd 2\n\nhi\n", cwd=cwd, env_extra=env)
+    assert r.returncode == 0, "sendmail from an unreadable cwd: exit %d %s" % (r.returncode, r.stderr)
+    assert t.wait_mail("hcwd2", 1, 10), "sendmail's message not delivered"
+
+
 def main():
     res = Results()
     if os.getuid() != 0:
@@ -179,7 +223,8 @@ def main():
             for name, fn in (("sendmail_user_submission_uid_sender", test_plain),
                              ("sendmail_user_mailutils_mail_s", test_mailutils),
                              ("sendmail_user_git_send_email", test_git_send_email),
-                             ("sendmail_user_cannot_read_others_mail", test_permissions)):
+                             ("sendmail_user_cannot_read_others_mail", test_permissions),
+                             ("postdrop_user_unreadable_cwd_leaves_it", test_hostile_cwd)):
                 res.run(name, fn, t, env)
             left = t.stop()
             res.check("sendmail_users_clean_stop", not left, "left: %s" % left)
