@@ -27,8 +27,10 @@ int sm_add_rcpt(struct md_env *e, const char *addr, unsigned notify)
 {
 	struct addr a;
 
-	if (e->nrcpt >= SM_MAX_RCPT)
+	if (e->nrcpt >= SM_MAX_RCPT) {
+		fprintf(stderr, "sendmail: too many recipients (at most %d per message)\n", SM_MAX_RCPT);
 		return -1;
+	}
 	if (addr_parse_mailbox(addr, ADDR_NO_BRACKETS | ADDR_ALLOW_NO_DOMAIN | ADDR_UTF8, &a) != ADDR_OK ||
 	    a.is_null) {
 		fprintf(stderr, "sendmail: bad recipient address: %.300s\n", addr);
@@ -174,7 +176,9 @@ int sm_deliver_buffer(const struct sm_opts *o, struct md_env *e, const struct bu
 
 	buf_init(&out, msg->max + 8192);
 	if (sm_fix_headers(msg, o->extract, o, extract_one, &x, &out, err, sizeof(err)) < 0) {
-		fprintf(stderr, "sendmail: %s\n", err);
+		/* Past the cap sm_add_rcpt has said so; the address was fine. */
+		if (e->nrcpt < SM_MAX_RCPT)
+			fprintf(stderr, "sendmail: %s\n", err);
 		buf_free(&out);
 		return EX_DATAERR;
 	}

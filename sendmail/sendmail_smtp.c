@@ -6,6 +6,9 @@
  * (split reads).  DATA ends only at a line ".": LF and CRLF both end lines,
  * the content is dot-unstuffed and stored with LF line ends.  A message
  * over message_size_limit is read to its end and refused with 552.
+ * When a reply cannot be written (the reader of stdout went away) the
+ * session ends at once with EX_IOERR: no DATA is read after a 354 that
+ * did not go out, so nothing is queued that the client was not told of.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -25,9 +28,18 @@
 #define DATA_PIECE 65536
 #define ERROR_LIMIT 20
 
+/* Set once a reply could not be written: the client is gone, so the
+ * session ends and nothing more is read or queued for it. */
+static int out_broken;
+
 static void reply(const char *s)
 {
-	(void)write_all(1, s, strlen(s));
+	if (out_broken)
+		return;
+	if (write_all(1, s, strlen(s)) < 0) {
+		fprintf(stderr, "sendmail: write to standard output: %s\n", strerror(errno));
+		out_broken = 1;
+	}
 }
 
 /* Read the DATA lines into msg; 0 ok, -1 too big (read to the end), -2 EOF/error. */
@@ -102,6 +114,10 @@ static void do_data(struct session *s, struct linereader *lr, int *quit)
 		return;
 	}
 	reply("354 End data with <CR><LF>.<CR><LF>\r\n");
+	if (out_broken) {
+		*quit = 1;
+		return;
+	}
 	buf_init(&msg, (size_t)cf.message_size_limit);
 	rc = read_data(lr, &msg);
 	if (rc == -2) {
@@ -181,7 +197,7 @@ int sm_smtp(const struct sm_opts *o)
 	buf_init(&line, DATA_PIECE);
 	snprintf(banner, sizeof(banner), "220 %s ESMTP tern (sendmail -bs)\r\n", cf.myhostname);
 	reply(banner);
-	while (!quit && errors < ERROR_LIMIT) {
+	while (!quit && !out_broken && errors < ERROR_LIMIT) {
 		r = lr_getline(&lr, &line, &end);
 		if (r == LR_TOOLONG) {
 			reply("500 5.5.2 Error: line too long\r\n");
@@ -202,5 +218,5 @@ int sm_smtp(const struct sm_opts *o)
 	md_env_free(&s.e);
 	buf_free(&line);
 	lr_free(&lr);
-	return EX_OK;
+	return out_broken ? EX_IOERR : EX_OK;
 }

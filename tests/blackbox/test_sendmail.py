@@ -2,7 +2,9 @@
 """sendmail, postdrop and pickup as root (issue 8): -t with Cc/Bcc/groups/
 folded headers, the lone-dot rule and -i, every documented flag once, the
 ignored flags, -bs through python smtplib, -bp/-bi/-q, submission while the
-master is stopped, forged and truncated maildrop files moved to corrupt/, postdrop with fds
+master is stopped, forged and truncated maildrop files moved to corrupt/, -t with 10,000
+recipients and over the cap, postdrop dying while sendmail writes to it,
+the reader of -bs output going away (EPIPE), postdrop with fds
 1 and 2 closed (its maildrop file is not fd 0-2, the message is intact).
 The unprivileged-user tests (mail -s, git send-email, permissions) are in
 test_sendmail_users.py.  Runs as any user: without root, every tern process
@@ -239,6 +241,142 @@ def test_postdrop_hostile(t):
     t.start()
 
 
+def drop_records(t):
+    """{name: [R record addresses]} of the files in maildrop/."""
+    out = {}
+    drop = os.path.join(t.queue, "maildrop")
+    for n in os.listdir(drop):
+        with open(os.path.join(drop, n), "rb") as f:
+            head = f.read().split(b"\nL ", 1)[0]
+        out[n] = [line.split(b" ", 2)[2].decode() for line in head.split(b"\n") if line.startswith(b"R ")]
+    return out
+
+
+def clear_maildrop(t):
+    drop = os.path.join(t.queue, "maildrop")
+    for n in os.listdir(drop):
+        os.unlink(os.path.join(drop, n))
+
+
+def test_t_10k(t):
+    """hostile-inputs F.33: -t with 10,000 recipients on folded To: and Cc:
+    lines: every one in the maildrop file, once; one more than the documented
+    cap (100,000, sendmail(1)) is refused with a message naming it, nothing
+    queued.  tern is stopped meanwhile, so the file stays in maildrop/."""
+    t.stop()
+    try:
+        def field(name, addrs):
+            return ("%s: " % name + ",\n\t".join(", ".join(addrs[i:i + 5]) for i in range(0, len(addrs), 5))
+                    + "\n").encode()
+        addrs = ["r%05d@example.org" % i for i in range(10000)]
+        msg = field("To", addrs[:6000]) + field("Cc", addrs[6000:]) + b"Subject: 10k\n\nbody\n"
+        r = sm(t, ["-t"], msg, timeout=60)
+        assert r.returncode == 0, "10,000 recipients: exit %d %s" % (r.returncode, r.stderr)
+        files = drop_records(t)
+        assert len(files) == 1, files.keys()
+        got = list(files.values())[0]
+        assert sorted(got) == addrs, "maildrop holds %d recipients (%d distinct), want the 10,000" \
+            % (len(got), len(set(got)))
+        clear_maildrop(t)
+        many = ["r%06d@example.org" % i for i in range(100001)]
+        r = sm(t, ["-t"], field("To", many) + b"Subject: over\n\nbody\n", timeout=120)
+        assert r.returncode == 65, "100,001 recipients: exit %d" % r.returncode
+        assert r.stderr == b"sendmail: too many recipients (at most 100000 per message)\n", \
+            "stderr: %r" % r.stderr[:300]
+        assert not os.listdir(os.path.join(t.queue, "maildrop")), "something queued"
+    finally:
+        clear_maildrop(t)
+        t.start()
+
+
+def fake_postdrop_conf(t, script):
+    """A copy of the instance's config whose daemon_directory holds only a
+    postdrop that is the given shell script."""
+    d = os.path.join(t.dir, "fakepd")
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "postdrop"), "w") as f:
+        f.write("#!/bin/sh\n" + script + "\n")
+    os.chmod(os.path.join(d, "postdrop"), 0o755)
+    conf = os.path.join(t.dir, "fakepd.conf")
+    with open(t.conf_path) as src, open(conf, "w") as f:
+        f.write("".join(line for line in src if not line.startswith("daemon_directory")))
+        f.write("daemon_directory = %s\n" % d)
+    return conf
+
+
+def test_postdrop_dies(t):
+    """hostile-inputs F.33 (EPIPE): postdrop goes away while sendmail still
+    writes a 2 MB message into it: exiting 0 after 100 bytes, killed by
+    SIGKILL, or the real postdrop failing mid-file (RLIMIT_FSIZE): sendmail
+    exits 75 with a message, and maildrop/ holds nothing."""
+    postdrop = os.path.join(BUILD, "libexec", "tern", "postdrop")
+    drop = os.path.join(t.queue, "maildrop")
+    msg = b"Subject: big\n\n" + b"y" * 80 + b"\n" + (b"z" * 99 + b"\n") * 20000
+    cases = [("exits 0 early", "head -c 100 >/dev/null; exit 0", b"write to postdrop"),
+             ("killed", "head -c 100 >/dev/null; kill -9 $$", b"killed by signal 9"),
+             ("file size limit", "ulimit -f 8; exec '%s' \"$@\"" % postdrop, b"postdrop: write maildrop file")]
+    t.stop()
+    try:
+        for what, script, err in cases:
+            r = subprocess.run([SENDMAIL, "-C", fake_postdrop_conf(t, script), "pd@localhost"], input=msg,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=30)
+            assert r.returncode == 75, "%s: exit %d %r" % (what, r.returncode, r.stderr)
+            assert err in r.stderr, "%s: stderr %r" % (what, r.stderr)
+            assert not os.listdir(drop), "%s: maildrop/ holds %s" % (what, os.listdir(drop))
+    finally:
+        clear_maildrop(t)
+        t.start()
+
+
+def test_bs_reader_gone(t):
+    """hostile-inputs F.33 (EPIPE): the reader of sendmail -bs output goes
+    away, before the banner (stdout a pipe closed at the other end) or after
+    RCPT (the client shuts its socket for reading, then sends DATA and the
+    message): sendmail stops at the failed reply, exits 74 with a message,
+    and queues nothing."""
+    drop = os.path.join(t.queue, "maildrop")
+    txn = b"HELO c\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<gone@localhost>\r\n"
+    rest = b"DATA\r\nSubject: gone\r\n\r\nbody\r\n.\r\nQUIT\r\n"
+    t.stop()
+    try:
+        rd, wr = os.pipe()
+        os.close(rd)
+        try:
+            r = subprocess.run([SENDMAIL, "-C", t.conf_path, "-bs"], input=txn + rest, stdout=wr,
+                               stderr=subprocess.PIPE, timeout=20)
+        finally:
+            os.close(wr)
+        assert r.returncode == 74, "stdout closed: exit %d %r" % (r.returncode, r.stderr)
+        assert b"write to standard output" in r.stderr, r.stderr
+        assert not os.listdir(drop), "stdout closed: maildrop/ holds %s" % os.listdir(drop)
+
+        a, b = socket.socketpair()
+        p = subprocess.Popen([SENDMAIL, "-C", t.conf_path, "-bs"], stdin=b, stdout=b, stderr=subprocess.PIPE)
+        b.close()
+        try:
+            f = a.makefile("rb")
+            assert f.readline().startswith(b"220"), "no banner"
+            a.sendall(txn)
+            for _ in range(3):
+                line = f.readline()
+                assert line.startswith(b"250"), line
+            a.shutdown(socket.SHUT_RD)
+            a.sendall(rest)
+            p.wait(20)
+            err = p.stderr.read()
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait(5)
+            p.stderr.close()
+            a.close()
+        assert p.returncode == 74, "reader gone after RCPT: exit %d %r" % (p.returncode, err)
+        assert not os.listdir(drop), "reader gone after RCPT: maildrop/ holds %s" % os.listdir(drop)
+    finally:
+        clear_maildrop(t)
+        t.start()
+
+
 def test_postdrop_stdout_stderr_closed(t):
     """hostile-inputs C.20: postdrop started with fds 1 and 2 closed and a
     message on a stdin pipe.  While it writes, its maildrop file must not
@@ -300,6 +438,9 @@ def main():
                  ("sendmail_N_R_V_B_v_flags", test_dsn_flags),
                  ("sendmail_ignored_flags", test_ignored_flags),
                  ("sendmail_bs_smtplib", test_bs),
+                 ("sendmail_t_10k_recipients_and_cap", test_t_10k),
+                 ("sendmail_postdrop_dies_mid_write_75", test_postdrop_dies),
+                 ("sendmail_bs_reader_gone_74_nothing_queued", test_bs_reader_gone),
                  ("sendmail_bp_bi_q", test_bp_bi_q),
                  ("sendmail_while_stopped", test_stopped),
                  ("maildrop_forged_truncated_to_corrupt", test_corrupt),
