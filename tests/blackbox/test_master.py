@@ -18,6 +18,13 @@
   throttle_*     a `send` that exits 1 at once: the master logs that it
                  throttles, starts it only a few times in ~4 s, SMTP still works
   config_error_* an unknown key: tern-master -f -c BAD exits non-zero, names BAD:LINE
+  crash_loop_*   an smtpd that kills itself (SIGSEGV) on every connection it
+                 accepts, hit by 60 connections after its first pool is over
+                 10 s old (the master's quick-exit rule looks at a child's
+                 age, so those first crashes are not throttled): the
+                 replacements are young, the master throttles them, fewer
+                 than 30 smtpd are started for the 60 crashing connections,
+                 and the master stays up
   sockets_*      the running instance's Unix sockets and their directories, by
                  lstat: every socket in private/ (qmgr, local, send) mode 0600,
                  private/ 0700; public/pickup 0620, public/ 0710, maildrop/
@@ -32,6 +39,7 @@ import pwd
 import re
 import signal
 import smtplib
+import socket
 import stat
 import subprocess
 import sys
@@ -495,6 +503,71 @@ def test_throttle():
             res.on_fail.remove(t.diagnostics)
 
 
+CRASHER = """import os, select, signal, socket, sys
+with open(sys.argv[1], "a") as f:
+    f.write("%d\\n" % os.getpid())
+lsn = socket.socket(fileno=3)
+for _ in range(100000):
+    select.select([lsn], [], [], 60)
+    try:
+        lsn.accept()
+    except BlockingIOError:
+        continue
+    os.kill(os.getpid(), signal.SIGSEGV)
+"""
+
+
+def test_crash_loop():
+    with Tern(name="crashloop") as t:
+        res.on_fail.append(t.diagnostics)
+        try:
+            ddir = os.path.join(t.dir, "libexec")
+            os.mkdir(ddir, 0o755)
+            for a in AGENTS:
+                if a != "smtpd":
+                    os.symlink(os.path.join(DAEMON_DIR, a), os.path.join(ddir, a))
+            starts = os.path.join(t.dir, "smtpd-starts")
+            with open(starts, "w"):
+                pass
+            os.chmod(starts, 0o666)
+            with open(os.path.join(ddir, "crasher.py"), "w") as f:
+                f.write(CRASHER)
+            with open(os.path.join(ddir, "smtpd"), "w") as f:
+                f.write("#!/bin/sh\n# an smtpd that crashes on every connection\nexec %s %s '%s'\n"
+                        % (sys.executable, os.path.join(ddir, "crasher.py"), starts))
+            os.chmod(os.path.join(ddir, "smtpd"), 0o755)
+            t.conf["daemon_directory"] = ddir
+            t.write_conf()
+
+            def nstarts():
+                with open(starts) as f:
+                    return len(f.read().split())
+            t.start()  # its probe connection already kills one child
+            # Let the pool grow old: the crashes below start with children
+            # past QUICK_EXIT_SECONDS.
+            time.sleep(11.0)
+            n0 = nstarts()
+            for _ in range(60):
+                try:
+                    with socket.create_connection(("127.0.0.1", t.port), timeout=2) as c:
+                        c.settimeout(0.3)
+                        try:
+                            c.recv(1)  # EOF or a reset once a child took it and died
+                        except OSError:
+                            pass
+                except OSError:
+                    pass
+            n = nstarts() - n0
+            log("smtpd started %d times for 60 crashing connections (%d before)" % (n, n0))
+            res.check("crash_loop_throttled", n < 30, "smtpd started %d times for 60 connections" % n)
+            res.check("crash_loop_logged", re.search(r"service smtp.*throttl", t.log_text()),
+                      "master log does not mention throttling smtp")
+            res.check("crash_loop_master_alive", t.proc.poll() is None, "master exited with %s" % t.proc.poll())
+        finally:
+            t.stop()
+            res.on_fail.remove(t.diagnostics)
+
+
 def test_config_error():
     d = tempfile.mkdtemp(prefix="tern-bb-badconf-")
     try:
@@ -552,6 +625,7 @@ def main():
         t.cleanup()
         res.on_fail.remove(t.diagnostics)
     res.run("throttle_send_exits_at_once", test_throttle)
+    res.run("crash_loop_smtpd_throttled", test_crash_loop)
     res.run("config_error_names_file_line", test_config_error)
     res.exit()
 
