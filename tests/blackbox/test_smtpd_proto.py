@@ -12,7 +12,9 @@ on 127.0.0.1 and ::1):
 Instance B (client untrusted, bare_newline = reject, VRFY disabled, greet
 pause 1 s, no virtual mailboxes):
   relay_trick_<name> (exact codes), unknown_user_550, bare_reject_<variant>
-  (550 5.5.2), vrfy_disabled_502, early_talker_554, reject_log_line.
+  (550 5.5.2), vrfy_disabled_502, early_talker_554, reject_log_line,
+  header_1mb_and_100k_lines_memory_bounded (552 each time at the default
+  header_size_limit; the smtpd's VmHWM grows by < 512 KiB).
 """
 
 import os
@@ -24,7 +26,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tern_harness import RawSmtp, Results, Tern, parse_message, prerequisites_or_fail, wait_for  # noqa: E402
+from tern_harness import RawSmtp, Results, Tern, log, parse_message, prerequisites_or_fail, wait_for  # noqa: E402
 
 res = Results()
 
@@ -408,6 +410,67 @@ def t_reject_log(t):
         "no NOQUEUE reject line"
 
 
+def vm_kib(pid, key):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def smtpd_serving(t, sock):
+    """The smtpd whose descriptors hold the server side of sock."""
+    want = ("0100007F:%04X" % t.port, ":%04X" % sock.getsockname()[1])
+    inode = None
+    with open("/proc/net/tcp") as f:
+        next(f)
+        for line in f:
+            p = line.split()
+            if len(p) > 9 and p[1] == want[0] and p[2].endswith(want[1]):
+                inode = p[9]
+    for pid, name in t.processes().items():
+        if name != "smtpd" or not inode:
+            continue
+        try:
+            if any(os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "socket:[%s]" % inode
+                   for fd in os.listdir("/proc/%d/fd" % pid)):
+                return pid
+        except OSError:
+            continue
+    return None
+
+
+def t_header_memory(t):
+    """hostile-inputs B.13 at the default header_size_limit (102400): three
+    rounds of 100,000 short header lines and of a 1 MB header folded into
+    1000-octet lines, each 552 5.3.4 and the session goes on; the serving
+    smtpd's peak RSS (VmHWM) grows by less than 512 KiB over all of them
+    (the header is counted as it streams to the queue file, never held)."""
+    c = session(t.port)
+    try:
+        pid = smtpd_serving(t, c.sock)
+        assert pid, "cannot find the smtpd serving the session"
+        hwm0 = vm_kib(pid, "VmHWM")
+        many = b"X-H: v\r\n" * 100000 + b"\r\nbody\r\n.\r\n"
+        folded = b"X-Big: " + b"\r\n\t".join([b"a" * 990] * 1060) + b"\r\n\r\nbody\r\n.\r\n"
+        for rnd in range(3):
+            for what, content in (("100,000 header lines", many), ("1 MB folded header", folded)):
+                txn(c, "root@localhost")
+                code, lines = data_reply(c, content)
+                assert code == 552 and lines[0].startswith("552 5.3.4"), "round %d, %s: %s" % (rnd, what, lines)
+        expect(c, "NOOP", 250, "after the refusals")
+        hwm = vm_kib(pid, "VmHWM")
+    finally:
+        c.close()
+    log("smtpd %d VmHWM %s -> %s KiB" % (pid, hwm0, hwm))
+    if os.environ.get("TERN_LDFLAGS"):
+        return  # AddressSanitizer's shadow memory and quarantine make RSS meaningless
+    assert hwm0 and hwm and hwm - hwm0 < 512, "smtpd peak RSS grew from %s to %s KiB" % (hwm0, hwm)
+
+
 def main():
     if not prerequisites_or_fail(res, "smtpd_proto_build"):
         res.exit()
@@ -460,6 +523,7 @@ def main():
             res.run("vrfy_disabled_502", t_vrfy, b)
             res.run("early_talker_554", t_early_talker, b)
             res.run("reject_log_line", t_reject_log, b)
+            res.run("header_1mb_and_100k_lines_memory_bounded", t_header_memory, b)
             killed = b.stop()
             res.check("b_stop_clean", not killed, "left after SIGTERM: %s" % killed)
     finally:
