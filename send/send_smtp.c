@@ -275,6 +275,10 @@ static int secure(struct run *x, const char *me)
 				read_failed(x, rr, "in reply to STARTTLS");
 				return -1;
 			}
+			if (s->rep.code == 421) { /* closing: nothing more may be sent */
+				fail_by_reply(x, "STARTTLS command");
+				return -1;
+			}
 			if (s->rep.code != 220) {
 				if (required) {
 					fail_by_reply(x, "STARTTLS command");
@@ -309,7 +313,8 @@ static int secure(struct run *x, const char *me)
 				}
 				if (s->rep.code / 100 != 2) {
 					fail_by_reply(x, "EHLO command");
-					quit(x);
+					if (s->rep.code != 421)
+						quit(x);
 					return -1;
 				}
 				note_extensions(s);
@@ -637,8 +642,8 @@ static int transaction(struct run *x)
 		return -1;
 	}
 	if (s->rep.code != 354) {
-		if (accepted == 0)
-			return 0; /* the expected 503/554 after every RCPT failed */
+		if (accepted == 0) /* the expected 503/554 after every RCPT failed, or closing */
+			return s->rep.code == 421 ? -1 : 0;
 		if (s->rep.code / 100 == 4) {
 			fail_by_reply(x, "DATA command");
 			return s->rep.code == 421 ? -1 : 0;

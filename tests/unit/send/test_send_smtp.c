@@ -1217,6 +1217,109 @@ START_TEST(test_command_timeouts)
 }
 END_TEST
 
+/*
+ * D.21: a 421 at each stage.  421 means the server is closing the
+ * connection: every open recipient is deferred (never bounced) with the
+ * reply and the command it answered, and nothing more is written (no QUIT:
+ * the fake records until EOF, so a QUIT would show).
+ */
+START_TEST(test_421_each_stage)
+{
+#define BYE "421 4.3.2 bye\r\n"
+#define EHLO_PIPE "250-fake\r\n250 PIPELINING\r\n"
+#define ENVELOPE2 "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n"
+	static const struct step ehlo[] = { { LINES, 0, "220 fake\r\n", 0 }, { LINES, 1, BYE, 0 }, { END, 0, NULL, 0 } };
+	/* level may: a 421 to STARTTLS is not a refusal to go on in plaintext */
+	static const struct step starttls[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 STARTTLS\r\n", 0 },
+		{ LINES, 1, BYE, 0 },
+		{ END, 0, NULL, 0 },
+	};
+	static const struct step mail[] = {
+		{ LINES, 0, "220 fake\r\n", 0 }, { LINES, 1, EHLO_PIPE, 0 }, { LINES, 4, BYE, 0 }, { END, 0, NULL, 0 },
+	};
+	static const struct step rcpt[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, EHLO_PIPE, 0 },
+		{ LINES, 4, "250 ok\r\n250 ok\r\n" BYE, 0 },
+		{ END, 0, NULL, 0 },
+	};
+	static const struct step data[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, EHLO_PIPE, 0 },
+		{ LINES, 4, "250 ok\r\n250 ok\r\n250 ok\r\n" BYE, 0 },
+		{ END, 0, NULL, 0 },
+	};
+	static const struct step dot[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, EHLO_PIPE, 0 },
+		{ LINES, 4, "250 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n", 0 },
+		{ BODY, 0, BYE, 0 },
+		{ END, 0, NULL, 0 },
+	};
+	static const struct {
+		const struct step *steps;
+		const char *wire, *cmd;
+	} cases[] = {
+		{ ehlo, "EHLO client.test\r\n", "(in reply to EHLO command)" },
+		{ starttls, "EHLO client.test\r\nSTARTTLS\r\n", "(in reply to STARTTLS command)" },
+		{ mail, ENVELOPE2, "(in reply to MAIL FROM command)" },
+		{ rcpt, ENVELOPE2, "(in reply to RCPT TO command)" },
+		{ data, ENVELOPE2, "(in reply to DATA command)" },
+		{ dot, ENVELOPE2 "x\r\n.\r\n", "(in reply to end of DATA command)" },
+	};
+	cf.smtp_quit_timeout = 1; /* a wrong QUIT costs a second, not five */
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct deliver_request r;
+		size_t len;
+		char text[200];
+		char *got = deliver(cases[i].steps, &r, "x\n", 0, three, 2, &len);
+		ck_assert_msg(strcmp(got, cases[i].wire) == 0, "case %zu: sent \"%s\"", i, got);
+		snprintf(text, sizeof(text), "127.0.0.1[127.0.0.1] said: 421 4.3.2 bye %s", cases[i].cmd);
+		assert_result(&r.rcpt[0], DELIVER_TEMP, "4.3.2", text);
+		assert_result(&r.rcpt[1], DELIVER_TEMP, "4.3.2", text);
+		free(got);
+		deliver_request_free(&r);
+	}
+
+	/* Every RCPT refused, then 421 to the pipelined DATA: the refusals
+	 * stand, and the closing connection still gets no QUIT. */
+	static const struct step none_data[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, EHLO_PIPE, 0 },
+		{ LINES, 4, "250 ok\r\n550 5.1.1 no\r\n550 5.1.1 no\r\n" BYE, 0 },
+		{ END, 0, NULL, 0 },
+	};
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(none_data, &r, "x\n", 0, three, 2, &len);
+	ck_assert_str_eq(got, ENVELOPE2);
+	assert_result(&r.rcpt[0], DELIVER_PERM, "5.1.1", "said: 550 5.1.1 no (in reply to RCPT TO command)");
+	assert_result(&r.rcpt[1], DELIVER_PERM, "5.1.1", NULL);
+	free(got);
+	deliver_request_free(&r);
+
+	/* 421 for the second RCPT after a 550 for the first: the 550 is
+	 * final, the other recipient deferred. */
+	static const struct step mixed[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, EHLO_PIPE, 0 },
+		{ LINES, 4, "250 ok\r\n550 5.1.1 no\r\n" BYE, 0 },
+		{ END, 0, NULL, 0 },
+	};
+	got = deliver(mixed, &r, "x\n", 0, three, 2, &len);
+	ck_assert_str_eq(got, ENVELOPE2);
+	assert_result(&r.rcpt[0], DELIVER_PERM, "5.1.1", "said: 550 5.1.1 no");
+	assert_result(&r.rcpt[1], DELIVER_TEMP, "4.3.2", "said: 421 4.3.2 bye (in reply to RCPT TO command)");
+	free(got);
+	deliver_request_free(&r);
+#undef BYE
+#undef EHLO_PIPE
+#undef ENVELOPE2
+}
+END_TEST
+
 static Suite *send_suite(void)
 {
 	Suite *s = suite_create("send_smtp");
@@ -1250,6 +1353,7 @@ static Suite *send_suite(void)
 	tcase_add_test(tc, test_size_limit);
 	tcase_add_test(tc, test_hop_limit);
 	tcase_add_test(tc, test_command_timeouts);
+	tcase_add_test(tc, test_421_each_stage);
 	suite_add_tcase(s, tc);
 	return s;
 }
