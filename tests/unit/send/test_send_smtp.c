@@ -1239,6 +1239,9 @@ START_TEST(test_421_each_stage)
 	static const struct step mail[] = {
 		{ LINES, 0, "220 fake\r\n", 0 }, { LINES, 1, EHLO_PIPE, 0 }, { LINES, 4, BYE, 0 }, { END, 0, NULL, 0 },
 	};
+	static const struct step mail1[] = { /* without PIPELINING */
+		{ LINES, 0, "220 fake\r\n", 0 }, { LINES, 1, "250 fake\r\n", 0 }, { LINES, 1, BYE, 0 }, { END, 0, NULL, 0 },
+	};
 	static const struct step rcpt[] = {
 		{ LINES, 0, "220 fake\r\n", 0 },
 		{ LINES, 1, EHLO_PIPE, 0 },
@@ -1265,6 +1268,7 @@ START_TEST(test_421_each_stage)
 		{ ehlo, "EHLO client.test\r\n", "(in reply to EHLO command)" },
 		{ starttls, "EHLO client.test\r\nSTARTTLS\r\n", "(in reply to STARTTLS command)" },
 		{ mail, ENVELOPE2, "(in reply to MAIL FROM command)" },
+		{ mail1, "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\n", "(in reply to MAIL FROM command)" },
 		{ rcpt, ENVELOPE2, "(in reply to RCPT TO command)" },
 		{ data, ENVELOPE2, "(in reply to DATA command)" },
 		{ dot, ENVELOPE2 "x\r\n.\r\n", "(in reply to end of DATA command)" },
