@@ -8,8 +8,9 @@
  * either QUITs or keeps the connection for the next message, with RSET only
  * when a transaction was left open (no reply to "." yet: MAIL or every RCPT
  * refused); a completed transaction needs none, which saves a round trip
- * per message.  A kept connection that died is noticed at the next MAIL and
- * the request goes on over a new one (send_deliver.c).
+ * per message.  A kept connection that was closed, or sent anything while
+ * idle, is dropped before use; one that died unnoticed fails at the next
+ * MAIL; either way the request goes on over a new one (send_deliver.c).
  *
  * Extensions: SIZE (MAIL ... SIZE=n; a message larger than the peer's
  * advertised limit bounces 5.3.4 without being sent); BODY=8BITMIME when

@@ -41,7 +41,10 @@
 
 #define PREFIX "ENVELOPE\n"
 
-enum step_kind { LINES, BODY, CLOSE, END };
+/* ACCEPT: read the current connection to its EOF (recorded), close it and
+ * take the next one.  SYNC: wait for the test's fake_sync() before writing
+ * the reply, then tell it the reply is written. */
+enum step_kind { LINES, BODY, CLOSE, END, ACCEPT, SYNC };
 
 struct step {
 	enum step_kind kind;
@@ -144,14 +147,53 @@ static int read_body(int fd)
 	}
 }
 
+static void sync_path(char *path, size_t size, const char *name)
+{
+	snprintf(path, size, "%s/sync.%s", workdir, name);
+}
+
+/* Wait (at most 10 s) until the file exists. */
+static int wait_file(const char *path)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (access(path, F_OK) == 0)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+static int touch(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	if (fd < 0)
+		return -1;
+	return close(fd);
+}
+
 static void serve(int lfd, const struct step *steps)
 {
 	const struct step *s;
+	char go[320], done[320];
 	alarm(20);
+	sync_path(go, sizeof(go), "go");
+	sync_path(done, sizeof(done), "done");
 	int fd = accept(lfd, NULL, NULL);
 	if (fd < 0)
 		_exit(2);
 	for (s = steps; s->kind != END && s->kind != CLOSE; s++) {
+		if (s->kind == ACCEPT) {
+			char c;
+			while (getbyte(fd, &c))
+				;
+			close(fd);
+			inpos = inlen = 0;
+			if ((fd = accept(lfd, NULL, NULL)) < 0)
+				_exit(2);
+			continue;
+		}
+		if (s->kind == SYNC && wait_file(go) < 0)
+			break;
 		if (s->kind == LINES && read_lines(fd, s->n) < 0)
 			break;
 		if (s->kind == BODY && read_body(fd) < 0)
@@ -160,6 +202,11 @@ static void serve(int lfd, const struct step *steps)
 			size_t n = s->reply_len ? s->reply_len : strlen(s->reply);
 			if (write(fd, s->reply, n) != (ssize_t)n)
 				break;
+		}
+		if (s->kind == SYNC) {
+			usleep(100000); /* margin for loopback delivery; the client is idle meanwhile */
+			if (touch(done) < 0)
+				_exit(3);
 		}
 	}
 	if (s->kind == END) { /* record whatever else comes, until EOF */
@@ -196,6 +243,16 @@ static void fake_start(struct fake *f, const struct step *steps)
 		serve(lfd, steps);
 	close(lfd);
 	close(rec_fd);
+}
+
+/* Let the fake's SYNC step write its reply; return once it has. */
+static void fake_sync(void)
+{
+	char go[320], done[320];
+	sync_path(go, sizeof(go), "go");
+	sync_path(done, sizeof(done), "done");
+	ck_assert_int_eq(touch(go), 0);
+	ck_assert_int_eq(wait_file(done), 0);
 }
 
 /* Reap the child (killing it after 10 s) and return what it received. */
@@ -1324,6 +1381,80 @@ START_TEST(test_421_each_stage)
 }
 END_TEST
 
+/*
+ * D.22: a line the peer sends after its reply to "." answers no command.
+ * Left in the input of a kept connection it would be read as the reply to
+ * the next MAIL and shift every later reply by one (a 250 read as the
+ * reply to DATA bounces the message).  A connection with unread input is
+ * closed, not reused: the second request goes over a new connection.  The
+ * extra line comes with the reply (read ahead with it), and, in the second
+ * round, only after the first request is over (seen when the kept
+ * connection is taken).  The fake takes the second connection only after
+ * the first reached EOF, so the wire shows what went over which.
+ */
+START_TEST(test_unsolicited_line_not_reused)
+{
+#define HEAD "220 fake\r\n", 0 }, { LINES, 1, "250-fake\r\n250 PIPELINING\r\n", 0 }, { LINES, 3, "250 ok\r\n250 ok\r\n354 go\r\n"
+	static const struct step same_packet[] = {
+		{ LINES, 0, HEAD, 0 },
+		{ BODY, 0, "250 2.0.0 first\r\n250 2.0.0 extra\r\n", 0 },
+		{ ACCEPT, 0, NULL, 0 },
+		{ LINES, 0, HEAD, 0 },
+		{ BODY, 0, "250 2.0.0 second\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	static const struct step later[] = {
+		{ LINES, 0, HEAD, 0 },
+		{ BODY, 0, "250 2.0.0 first\r\n", 0 },
+		{ SYNC, 0, "250 2.0.0 extra\r\n", 0 },
+		{ ACCEPT, 0, NULL, 0 },
+		{ LINES, 0, HEAD, 0 },
+		{ BODY, 0, "250 2.0.0 second\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+#undef HEAD
+	const struct step *scripts[] = { same_packet, later };
+	cf.smtp_mail_timeout = cf.smtp_rcpt_timeout = 1; /* a shifted reply waits for nothing */
+	for (size_t i = 0; i < 2; i++) {
+		struct fake f;
+		struct deliver_request r1, r2;
+		fake_start(&f, scripts[i]);
+		int fd1 = message_fd("one\n", 4), fd2 = message_fd("two\n", 4);
+		request(&r1, f.port, 4);
+		deliver_request_add(&r1, 0, 0, "a@y.test");
+		request(&r2, f.port, 4);
+		strcpy(r2.queue_id, "SENDQ2");
+		deliver_request_add(&r2, 0, 0, "b@y.test");
+		send_reuse_begin();
+		send_deliver_request(&r1, fd1);
+		if (scripts[i] == later)
+			fake_sync();
+		send_deliver_request(&r2, fd2);
+		send_reuse_end();
+		size_t len;
+		char *got = fake_finish(&f, &len);
+		ck_assert_msg(strcmp(got, "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\nDATA\r\none\r\n.\r\n"
+				     "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<b@y.test>\r\nDATA\r\ntwo\r\n.\r\n"
+				     "QUIT\r\n") == 0,
+			      "round %zu: sent \"%s\"", i, got);
+		assert_result(&r1.rcpt[0], DELIVER_OK, "2.0.0", "250 2.0.0 first");
+		assert_result(&r2.rcpt[0], DELIVER_OK, "2.0.0", "250 2.0.0 second");
+		free(got);
+		close(fd1);
+		close(fd2);
+		deliver_request_free(&r1);
+		deliver_request_free(&r2);
+		char path[320];
+		sync_path(path, sizeof(path), "go");
+		unlink(path);
+		sync_path(path, sizeof(path), "done");
+		unlink(path);
+	}
+}
+END_TEST
+
 static Suite *send_suite(void)
 {
 	Suite *s = suite_create("send_smtp");
@@ -1358,6 +1489,7 @@ static Suite *send_suite(void)
 	tcase_add_test(tc, test_hop_limit);
 	tcase_add_test(tc, test_command_timeouts);
 	tcase_add_test(tc, test_421_each_stage);
+	tcase_add_test(tc, test_unsolicited_line_not_reused);
 	suite_add_tcase(s, tc);
 	return s;
 }
