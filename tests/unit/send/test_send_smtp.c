@@ -1455,6 +1455,70 @@ START_TEST(test_unsolicited_line_not_reused)
 }
 END_TEST
 
+/*
+ * D.22: reply line ends.  A bare LF ends a reply line (Postfix's smtp_get
+ * accepts it too: refusing would only defer mail to sloppy servers, and a
+ * reply cannot smuggle anything).  A CR inside a line is text: it reaches
+ * the result, the DSN and the log only as '?'.
+ */
+START_TEST(test_reply_bare_lf_and_cr)
+{
+	static const struct step lf[] = {
+		{ LINES, 0, "220 fake\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 PIPELINING\n", 0 },
+		{ LINES, 4, "250 ok\n250 ok\n250 ok\n354 go\n", 0 },
+		{ BODY, 0, "250 2.0.0 lf ok\n", 0 },
+		{ LINES, 1, "221 bye\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	struct deliver_request r;
+	size_t len;
+	char *got = deliver(lf, &r, "x\n", 0, three, 2, &len);
+	ck_assert_str_eq(got, "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\nRCPT TO:<b@y.test>\r\n"
+			      "DATA\r\nx\r\n.\r\nQUIT\r\n");
+	assert_result(&r.rcpt[0], DELIVER_OK, "2.0.0", "250 2.0.0 lf ok");
+	assert_result(&r.rcpt[1], DELIVER_OK, "2.0.0", "250 2.0.0 lf ok");
+	free(got);
+	deliver_request_free(&r);
+
+	static const struct step cr[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 PIPELINING\r\n", 0 },
+		{ LINES, 4, "250 ok\r\n250 ok\r\n550 5.1.1 no\rX-Forged: yes\r\n354 go\r\n", 0 },
+		{ BODY, 0, "250 2.0.0 ok\rinjected\r\r\n", 0 },
+		{ LINES, 1, "221 bye\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	got = deliver(cr, &r, "x\n", 0, three, 2, &len);
+	assert_result(&r.rcpt[0], DELIVER_OK, "2.0.0", "250 2.0.0 ok?injected?");
+	assert_result(&r.rcpt[1], DELIVER_PERM, "5.1.1", "said: 550 5.1.1 no?X-Forged: yes (in reply to RCPT TO command)");
+	for (size_t i = 0; i < 2; i++)
+		ck_assert_ptr_null(strpbrk(r.rcpt[i].text, "\r\n"));
+	free(got);
+	deliver_request_free(&r);
+
+	/* The reply layer itself (the result setter sanitises once more). */
+	int sv[2];
+	ck_assert_int_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	const char *wire = "250-a\rb\r\n250 c\n";
+	ck_assert_int_eq(write(sv[1], wire, strlen(wire)), (ssize_t)strlen(wire));
+	ck_assert_int_eq(fcntl(sv[0], F_SETFL, O_NONBLOCK), 0);
+	struct smtp_conn c;
+	struct smtp_reply rep;
+	char text[64];
+	smtp_conn_init(&c, sv[0], 1000);
+	smtp_reply_init(&rep);
+	ck_assert_int_eq(smtp_read_reply(&c, &rep), SMTP_REPLY_OK);
+	ck_assert_uint_eq(rep.nlines, 2);
+	smtp_reply_text(&rep, text, sizeof(text));
+	ck_assert_str_eq(text, "250 a?b c");
+	smtp_reply_free(&rep);
+	smtp_conn_free(&c);
+	close(sv[0]);
+	close(sv[1]);
+}
+END_TEST
+
 static Suite *send_suite(void)
 {
 	Suite *s = suite_create("send_smtp");
@@ -1490,6 +1554,7 @@ static Suite *send_suite(void)
 	tcase_add_test(tc, test_command_timeouts);
 	tcase_add_test(tc, test_421_each_stage);
 	tcase_add_test(tc, test_unsolicited_line_not_reused);
+	tcase_add_test(tc, test_reply_bare_lf_and_cr);
 	suite_add_tcase(s, tc);
 	return s;
 }
