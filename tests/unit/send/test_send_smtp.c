@@ -245,14 +245,15 @@ static void fake_start(struct fake *f, const struct step *steps)
 	close(rec_fd);
 }
 
-/* Let the fake's SYNC step write its reply; return once it has. */
-static void fake_sync(void)
+/* Let the fake's SYNC step write its reply; 0 once it has, -1 when it
+ * did not within 10 s (it gave up waiting). */
+static int fake_sync(void)
 {
 	char go[320], done[320];
 	sync_path(go, sizeof(go), "go");
 	sync_path(done, sizeof(done), "done");
 	ck_assert_int_eq(touch(go), 0);
-	ck_assert_int_eq(wait_file(done), 0);
+	return wait_file(done);
 }
 
 /* Reap the child (killing it after 10 s) and return what it received. */
@@ -1430,7 +1431,7 @@ START_TEST(test_unsolicited_line_not_reused)
 		send_reuse_begin();
 		send_deliver_request(&r1, fd1);
 		if (scripts[i] == later)
-			fake_sync();
+			ck_assert_int_eq(fake_sync(), 0);
 		send_deliver_request(&r2, fd2);
 		send_reuse_end();
 		size_t len;
@@ -1519,6 +1520,52 @@ START_TEST(test_reply_bare_lf_and_cr)
 }
 END_TEST
 
+/*
+ * D.23: a peer that stops reading the content (a closed receive window).
+ * smtp_data_xfer_timeout bounds each flush of the output buffer, so the
+ * writer gives up one timeout after the window closed and defers; the
+ * content is more than every buffer between the two can hold, as in
+ * test_retry_only_unanswered.
+ */
+START_TEST(test_data_xfer_timeout_stalled_peer)
+{
+	static const struct step stall[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, "250-fake\r\n250 PIPELINING\r\n", 0 },
+		{ LINES, 3, "250 ok\r\n250 ok\r\n354 go\r\n", 0 },
+		{ SYNC, 0, NULL, 0 }, /* reads nothing until the test is done */
+		{ END, 0, NULL, 0 },
+	};
+	size_t big = (tcp_wmem_max() + (1u << 20)) / 64 * 64;
+	char *content = malloc(big + 1);
+	ck_assert_ptr_nonnull(content);
+	for (size_t i = 0; i < big; i++)
+		content[i] = (i % 64 == 63) ? '\n' : 'z';
+	content[big] = '\0';
+	cf.smtp_data_xfer_timeout = 1;
+	struct fake f;
+	fake_rcvbuf = 4096;
+	fake_start(&f, stall);
+	fake_rcvbuf = 0;
+	int fd = message_fd(content, big);
+	struct deliver_request r;
+	request(&r, f.port, big);
+	deliver_request_add(&r, 0, 0, "a@y.test");
+	send_deliver_request(&r, fd);
+	int synced = fake_sync();
+	size_t len;
+	char *got = fake_finish(&f, &len);
+	assert_result(&r.rcpt[0], DELIVER_TEMP, "4.4.2",
+		      "conversation with 127.0.0.1[127.0.0.1] timed out while sending message body");
+	ck_assert_int_eq(synced, 0);
+	ck_assert_uint_lt(len, big); /* the "." was never sent */
+	free(got);
+	free(content);
+	close(fd);
+	deliver_request_free(&r);
+}
+END_TEST
+
 static Suite *send_suite(void)
 {
 	Suite *s = suite_create("send_smtp");
@@ -1555,6 +1602,7 @@ static Suite *send_suite(void)
 	tcase_add_test(tc, test_421_each_stage);
 	tcase_add_test(tc, test_unsolicited_line_not_reused);
 	tcase_add_test(tc, test_reply_bare_lf_and_cr);
+	tcase_add_test(tc, test_data_xfer_timeout_stalled_peer);
 	suite_add_tcase(s, tc);
 	return s;
 }
