@@ -25,6 +25,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1566,6 +1567,101 @@ START_TEST(test_data_xfer_timeout_stalled_peer)
 }
 END_TEST
 
+/* got equals want; a failure shows where they part (the whole strings
+ * would be too long for Check's messages). */
+static void assert_same(const char *got, const char *want)
+{
+	size_t i = 0;
+	while (got[i] && got[i] == want[i])
+		i++;
+	ck_assert_msg(got[i] == want[i], "differs at byte %zu: \"%.40s\" instead of \"%.40s\"", i, got + i, want + i);
+}
+
+/* One line into the stored content (LF) and into the expected wire (CRLF). */
+static void both_line(struct buf *content, struct buf *wire, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+static void both_line(struct buf *content, struct buf *wire, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	ck_assert(n >= 0 && (size_t)n < sizeof(line));
+	ck_assert_int_eq(buf_printf(content, "%s\n", line), 0);
+	ck_assert_int_eq(buf_printf(wire, "%s\r\n", line), 0);
+}
+
+/*
+ * B.14: 1000-deep MIME nesting to a peer without 8BITMIME.  The converter
+ * keeps no per-level state (one pass, fixed memory): as send_mime.c
+ * documents, a part of the top-level multipart that is itself a multipart
+ * passes byte for byte, however deep it goes, while a sibling 8-bit text
+ * part is converted.  Then a top-level multipart with 1100 8-bit parts:
+ * parts past the MIME_MAX_ENT'th (1000 entities, the message included)
+ * pass unchanged, the ones before are converted.
+ */
+START_TEST(test_qp_deep_nesting)
+{
+	static const int depths[] = { 2, 1000 };
+	struct buf content, wire;
+	struct deliver_request r;
+	size_t len;
+	char *got;
+	buf_init(&content, 1 << 20);
+	buf_init(&wire, 1 << 20);
+	for (size_t k = 0; k < sizeof(depths) / sizeof(depths[0]); k++) {
+		buf_reset(&content);
+		buf_reset(&wire);
+		both_line(&content, &wire, "MIME-Version: 1.0");
+		both_line(&content, &wire, "Content-Type: multipart/mixed; boundary=\"b0\"");
+		both_line(&content, &wire, "%s", "");
+		both_line(&content, &wire, "--b0");
+		both_line(&content, &wire, "Content-Type: text/plain; charset=utf-8");
+		ck_assert_int_eq(buf_puts(&content, "Content-Transfer-Encoding: 8bit\n\ncaf\xc3\xa9 top\n"), 0);
+		ck_assert_int_eq(buf_puts(&wire, "Content-Transfer-Encoding: quoted-printable\r\n\r\ncaf=C3=A9 top\r\n"), 0);
+		both_line(&content, &wire, "--b0");
+		for (int d = 1; d <= depths[k]; d++) {
+			both_line(&content, &wire, "Content-Type: multipart/mixed; boundary=\"b%d\"", d);
+			both_line(&content, &wire, "%s", "");
+			both_line(&content, &wire, "--b%d", d);
+		}
+		both_line(&content, &wire, "Content-Type: text/plain; charset=utf-8");
+		both_line(&content, &wire, "Content-Transfer-Encoding: 8bit");
+		both_line(&content, &wire, "%s", "");
+		both_line(&content, &wire, "deep \xc3\xa9");
+		for (int d = depths[k]; d >= 0; d--)
+			both_line(&content, &wire, "--b%d--", d);
+		ck_assert_int_eq(buf_puts(&wire, ".\r\nQUIT\r\n"), 0);
+		got = deliver(plain_peer, &r, content.data, DELIVER_F_8BITMIME, three, 1, &len);
+		assert_same(body_of(got), wire.data);
+		assert_result(&r.rcpt[0], DELIVER_OK, "2.0.0", NULL);
+		free(got);
+		deliver_request_free(&r);
+	}
+
+	buf_reset(&content);
+	buf_reset(&wire);
+	both_line(&content, &wire, "MIME-Version: 1.0");
+	both_line(&content, &wire, "Content-Type: multipart/mixed; boundary=\"bb\"");
+	both_line(&content, &wire, "%s", "");
+	for (int part = 1; part <= 1100; part++) {
+		both_line(&content, &wire, "--bb");
+		ck_assert_int_eq(buf_puts(&content, "\n\xe9\n"), 0);
+		ck_assert_int_eq(buf_puts(&wire, part < 1000 ? "Content-Transfer-Encoding: quoted-printable\r\n\r\n=E9\r\n"
+							     : "\r\n\xe9\r\n"), 0);
+	}
+	both_line(&content, &wire, "--bb--");
+	ck_assert_int_eq(buf_puts(&wire, ".\r\nQUIT\r\n"), 0);
+	got = deliver(plain_peer, &r, content.data, DELIVER_F_8BITMIME, three, 1, &len);
+	assert_same(body_of(got), wire.data);
+	free(got);
+	deliver_request_free(&r);
+	buf_free(&content);
+	buf_free(&wire);
+}
+END_TEST
+
 static Suite *send_suite(void)
 {
 	Suite *s = suite_create("send_smtp");
@@ -1603,6 +1699,7 @@ static Suite *send_suite(void)
 	tcase_add_test(tc, test_unsolicited_line_not_reused);
 	tcase_add_test(tc, test_reply_bare_lf_and_cr);
 	tcase_add_test(tc, test_data_xfer_timeout_stalled_peer);
+	tcase_add_test(tc, test_qp_deep_nesting);
 	suite_add_tcase(s, tc);
 	return s;
 }
