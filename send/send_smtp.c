@@ -488,11 +488,12 @@ out:
 	return ret;
 }
 
-/* After a failed MAIL with pipelining the RCPT and DATA replies still come. */
+/* After a failed MAIL with pipelining the RCPT and DATA replies still come;
+ * a 421 among them means the peer is closing: nothing more may be sent. */
 static int drain(struct run *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (get_reply(x, cf.smtp_rcpt_timeout) != SMTP_REPLY_OK)
+		if (get_reply(x, cf.smtp_rcpt_timeout) != SMTP_REPLY_OK || x->s->rep.code == 421)
 			return -1;
 	return 0;
 }

@@ -1288,6 +1288,9 @@ START_TEST(test_421_each_stage)
 #define EHLO_PIPE "250-fake\r\n250 PIPELINING\r\n"
 #define ENVELOPE2 "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\nRCPT TO:<a@y.test>\r\nRCPT TO:<b@y.test>\r\nDATA\r\n"
 	static const struct step ehlo[] = { { LINES, 0, "220 fake\r\n", 0 }, { LINES, 1, BYE, 0 }, { END, 0, NULL, 0 } };
+	static const struct step helo[] = {
+		{ LINES, 0, "220 fake\r\n", 0 }, { LINES, 1, "502 5.5.1 what\r\n", 0 }, { LINES, 1, BYE, 0 }, { END, 0, NULL, 0 },
+	};
 	/* level may: a 421 to STARTTLS is not a refusal to go on in plaintext */
 	static const struct step starttls[] = {
 		{ LINES, 0, "220 fake\r\n", 0 },
@@ -1325,6 +1328,7 @@ START_TEST(test_421_each_stage)
 		const char *wire, *cmd;
 	} cases[] = {
 		{ ehlo, "EHLO client.test\r\n", "(in reply to EHLO command)" },
+		{ helo, "EHLO client.test\r\nHELO client.test\r\n", "(in reply to HELO command)" },
 		{ starttls, "EHLO client.test\r\nSTARTTLS\r\n", "(in reply to STARTTLS command)" },
 		{ mail, ENVELOPE2, "(in reply to MAIL FROM command)" },
 		{ mail1, "EHLO client.test\r\nMAIL FROM:<s@x.org>\r\n", "(in reply to MAIL FROM command)" },
@@ -1360,6 +1364,22 @@ START_TEST(test_421_each_stage)
 	ck_assert_str_eq(got, ENVELOPE2);
 	assert_result(&r.rcpt[0], DELIVER_PERM, "5.1.1", "said: 550 5.1.1 no (in reply to RCPT TO command)");
 	assert_result(&r.rcpt[1], DELIVER_PERM, "5.1.1", NULL);
+	free(got);
+	deliver_request_free(&r);
+
+	/* MAIL refused with PIPELINING: the replies to the RCPTs and DATA sent
+	 * with it are read and dropped, but a 421 among them still ends the
+	 * session (even when the peer answers on after it). */
+	static const struct step mail_drain[] = {
+		{ LINES, 0, "220 fake\r\n", 0 },
+		{ LINES, 1, EHLO_PIPE, 0 },
+		{ LINES, 4, "553 5.1.8 sender no\r\n" BYE "503 5.5.1 no\r\n554 5.5.1 no\r\n", 0 },
+		{ END, 0, NULL, 0 },
+	};
+	got = deliver(mail_drain, &r, "x\n", 0, three, 2, &len);
+	ck_assert_str_eq(got, ENVELOPE2);
+	assert_result(&r.rcpt[0], DELIVER_PERM, "5.1.8", "said: 553 5.1.8 sender no (in reply to MAIL FROM command)");
+	assert_result(&r.rcpt[1], DELIVER_PERM, "5.1.8", NULL);
 	free(got);
 	deliver_request_free(&r);
 
