@@ -35,6 +35,8 @@
  * tentative temporary result, so the caller may try the next address; the
  * peer cannot have accepted the message.  After "." was sent a lost reply
  * defers the accepted recipients for good (they may have been delivered).
+ * A 421, at any stage, means the server is closing: nothing more is sent,
+ * not even QUIT.
  *
  * Results carry the peer's reply: "host[ip] said: 550 5.1.1 ... (in reply
  * to RCPT TO command)"; sent recipients carry the reply to ".", and every

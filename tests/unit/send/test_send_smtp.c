@@ -19,6 +19,12 @@
  * peer without 8BITMIME (single part and multipart, exact bytes), DSN
  * parameters passed on / "relayed" without DSN, SIZE, the hop limit and
  * the per-command timeouts.
+ * Hostile peers: a 421 at each stage (deferred, nothing sent after it), a
+ * line sent after the reply to "." (the connection is not reused), bare-LF
+ * replies and a CR inside a reply line, a peer that stops reading the
+ * content (smtp_data_xfer_timeout), and 8-bit MIME nested 1000 deep for a
+ * peer without 8BITMIME.  ACCEPT and SYNC steps let a script span two
+ * connections and wait for the test.
  */
 #include <check.h>
 #include <errno.h>
