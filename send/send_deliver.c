@@ -173,7 +173,7 @@ static int unread_input(const struct smtp_session *s)
 	struct pollfd p = { .fd = s->fd, .events = POLLIN };
 	char c;
 	int r;
-	if (lr_pending(&s->c.lr) > 0)
+	if (lr_pending(&s->c.lr) > 0 || send_tls_pending(s))
 		return 1;
 	do
 		r = poll(&p, 1, 0);
