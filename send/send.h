@@ -289,6 +289,8 @@ const char *send_tls_level(const char *nexthop);
 int send_tls_handshake(struct smtp_session *s, const char *level, const char *peername, char *why, size_t whysize);
 /* Close the TLS session (before the socket). */
 void send_tls_end(struct smtp_session *s);
+/* 1 when the TLS layer holds decrypted input not yet read (connection reuse). */
+int send_tls_pending(const struct smtp_session *s);
 /* Credentials for nexthop from smtp_sasl_password_maps: 1 with user and
  * pass (each SASL_FIELD_MAX + 1 bytes), 0 none, -1 table error. */
 int send_auth_lookup(const char *nexthop, char *user, char *pass);

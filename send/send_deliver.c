@@ -20,6 +20,10 @@
  * request (only between send_reuse_begin and send_reuse_end: send_serve
  * brackets the queue manager's connection with them, so the kept
  * connection gets QUIT when the queue manager is done); otherwise QUIT.
+ * A connection with input that answers no command (a line after the reply
+ * to ".", read ahead or arriving while it waits) is closed instead, when
+ * the transaction ends and again when it is taken for the next request:
+ * the next MAIL would read that line as its reply and shift every result.
  *
  * Each recipient is logged once, Postfix-shaped:
  *   QUEUEID: to=<r>, relay=host[ip]:port, delay=D, delays=a/b/c/d,
@@ -156,9 +160,46 @@ static int reusable(const struct smtp_session *s)
 	       clock_ms() - s->opened_ms < limit * 1000;
 }
 
+/*
+ * Bytes from the peer that answer no command: read ahead with a reply, or
+ * arrived on the idle socket since.  The next transaction would take them
+ * for its replies and every result would shift by one, so such a
+ * connection is never reused, and gets no QUIT either: a peer out of step
+ * cannot be trusted to answer it.  1 for such input, 2 when the peer has
+ * closed (or the socket failed), 0 when the connection is quiet.
+ */
+static int unread_input(const struct smtp_session *s)
+{
+	struct pollfd p = { .fd = s->fd, .events = POLLIN };
+	char c;
+	int r;
+	if (lr_pending(&s->c.lr) > 0 || send_tls_pending(s))
+		return 1;
+	do
+		r = poll(&p, 1, 0);
+	while (r < 0 && errno == EINTR);
+	if (r == 0)
+		return 0;
+	return r > 0 && recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) > 0 ? 1 : 2;
+}
+
+/* Close a connection unread_input objected to (u: its answer). */
+static void drop_unread(struct smtp_session *s, int u)
+{
+	if (u == 1)
+		log_warning("%s: unexpected input after the last reply; connection closed, not reused", s->relay);
+	send_session_free(s);
+	free(s);
+}
+
 /* After a transaction (rc from send_smtp_session): keep or close. */
 static void finish_session(struct smtp_session *s, int rc)
 {
+	int u;
+	if (rc == 0 && reuse_on && (u = unread_input(s)) != 0) {
+		drop_unread(s, u);
+		return;
+	}
 	if (rc == 0 && reusable(s) && (s->idle || send_session_rset(s) == 0)) {
 		cached = s;
 		return;
@@ -301,6 +342,11 @@ static struct smtp_session *take_cached(const struct deliver_request *r)
 	if (s == NULL)
 		return NULL;
 	cached = NULL;
+	int u = unread_input(s);
+	if (u != 0) {
+		drop_unread(s, u);
+		return NULL;
+	}
 	if (strcmp(s->nexthop, r->nexthop) == 0 && reusable(s))
 		return s;
 	send_session_quit(s);

@@ -8,8 +8,9 @@
  * either QUITs or keeps the connection for the next message, with RSET only
  * when a transaction was left open (no reply to "." yet: MAIL or every RCPT
  * refused); a completed transaction needs none, which saves a round trip
- * per message.  A kept connection that died is noticed at the next MAIL and
- * the request goes on over a new one (send_deliver.c).
+ * per message.  A kept connection that was closed, or sent anything while
+ * idle, is dropped before use; one that died unnoticed fails at the next
+ * MAIL; either way the request goes on over a new one (send_deliver.c).
  *
  * Extensions: SIZE (MAIL ... SIZE=n; a message larger than the peer's
  * advertised limit bounces 5.3.4 without being sent); BODY=8BITMIME when
@@ -34,6 +35,8 @@
  * tentative temporary result, so the caller may try the next address; the
  * peer cannot have accepted the message.  After "." was sent a lost reply
  * defers the accepted recipients for good (they may have been delivered).
+ * A 421, at any stage, means the server is closing: nothing more is sent,
+ * not even QUIT.
  *
  * Results carry the peer's reply: "host[ip] said: 550 5.1.1 ... (in reply
  * to RCPT TO command)"; sent recipients carry the reply to ".", and every
@@ -275,6 +278,10 @@ static int secure(struct run *x, const char *me)
 				read_failed(x, rr, "in reply to STARTTLS");
 				return -1;
 			}
+			if (s->rep.code == 421) { /* closing: nothing more may be sent */
+				fail_by_reply(x, "STARTTLS command");
+				return -1;
+			}
 			if (s->rep.code != 220) {
 				if (required) {
 					fail_by_reply(x, "STARTTLS command");
@@ -309,7 +316,8 @@ static int secure(struct run *x, const char *me)
 				}
 				if (s->rep.code / 100 != 2) {
 					fail_by_reply(x, "EHLO command");
-					quit(x);
+					if (s->rep.code != 421)
+						quit(x);
 					return -1;
 				}
 				note_extensions(s);
@@ -482,11 +490,12 @@ out:
 	return ret;
 }
 
-/* After a failed MAIL with pipelining the RCPT and DATA replies still come. */
+/* After a failed MAIL with pipelining the RCPT and DATA replies still come;
+ * a 421 among them means the peer is closing: nothing more may be sent. */
 static int drain(struct run *x, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
-		if (get_reply(x, cf.smtp_rcpt_timeout) != SMTP_REPLY_OK)
+		if (get_reply(x, cf.smtp_rcpt_timeout) != SMTP_REPLY_OK || x->s->rep.code == 421)
 			return -1;
 	return 0;
 }
@@ -637,8 +646,8 @@ static int transaction(struct run *x)
 		return -1;
 	}
 	if (s->rep.code != 354) {
-		if (accepted == 0)
-			return 0; /* the expected 503/554 after every RCPT failed */
+		if (accepted == 0) /* the expected 503/554 after every RCPT failed, or closing */
+			return s->rep.code == 421 ? -1 : 0;
 		if (s->rep.code / 100 == 4) {
 			fail_by_reply(x, "DATA command");
 			return s->rep.code == 421 ? -1 : 0;

@@ -1,7 +1,7 @@
 /*
  * send_tls.c — STARTTLS for the SMTP client: policy, handshake, checks.
  *
- * Public: send_tls_level, send_tls_handshake, send_tls_end.
+ * Public: send_tls_level, send_tls_handshake, send_tls_pending, send_tls_end.
  *
  * Levels (Postfix's names): none — never; may — STARTTLS when offered, any
  * certificate, and a failed handshake is retried once in plaintext on a new
@@ -138,4 +138,11 @@ send_tls_end(struct smtp_session *s)
 		return;
 	tls_close(s->tls);
 	s->tls = NULL;
+}
+
+/* Decrypted bytes OpenSSL holds that the reply reader has not taken. */
+int
+send_tls_pending(const struct smtp_session *s)
+{
+	return s->tls != NULL && SSL_pending(s->tls) > 0;
 }

@@ -15,6 +15,8 @@ smtp_tls_policy_maps ("[127.0.0.1]:PORT  level"); certificates are made by the t
   encrypt_not_offered_deferred  encrypt + no STARTTLS: "TLS is required, but was not offered"
   auth_to_smarthost             the sink wants AUTH inside TLS and checks the credentials from
                                 smtp_sasl_password_maps; the password never appears in the log
+  ehlo_421_inside_tls           the EHLO inside TLS gets 421: deferred with that reply, and
+                                nothing (no QUIT) is sent after it: the server is closing
 """
 
 import base64
@@ -38,12 +40,14 @@ if not prerequisites_or_fail(res, "tls_send_build"):
 
 class Sink:
     """starttls: None (not offered), "ok" or "break" (220, then garbage);
-    auth: (user, password) required inside TLS, or None."""
+    auth: (user, password) required inside TLS, or None; ehlo421: the EHLO
+    inside TLS gets a 421, and every command after it is kept in after421."""
 
-    def __init__(self, cert=None, key=None, starttls="ok", auth=None):
+    def __init__(self, cert=None, key=None, starttls="ok", auth=None, ehlo421=False):
         self.port = free_port()
-        self.starttls, self.auth = starttls, auth
+        self.starttls, self.auth, self.ehlo421 = starttls, auth, ehlo421
         self.msgs = []   # (tls, authed_user, data)
+        self.after421, self.ended = [], 0
         self.ctx = None
         if cert:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -84,10 +88,16 @@ class Sink:
             sock.sendall((t + "\r\n").encode())
         try:
             out("220 sink.test ESMTP")
+            closing = False
             for _ in range(200):
                 cmd = line()
                 verb = cmd.split(" ")[0].upper()
-                if verb == "EHLO":
+                if closing:
+                    self.after421.append(cmd)
+                elif verb == "EHLO" and tls and self.ehlo421:
+                    out("421 4.3.2 sink closing")
+                    closing = True
+                elif verb == "EHLO":
                     ext = ["250-sink.test", "250-PIPELINING"]
                     if self.starttls and not tls:
                         ext.append("250-STARTTLS")
@@ -139,6 +149,8 @@ class Sink:
                     out("502 5.5.2 what")
         except (EOFError, OSError, ValueError, ssl.SSLError):
             return
+        finally:
+            self.ended += 1
 
 
 work = tempfile.mkdtemp(prefix="tern-bb-tlssend-")
@@ -158,6 +170,7 @@ sinks = {
     "fallback.test": (Sink(self_cert, self_key, starttls="break"), "may"),
     "enc.test": (Sink(starttls=None), "encrypt"),
     "auth.test": (Sink(self_cert, self_key, auth=("relayuser", "s3cret pass")), "encrypt"),
+    "tls421.test": (Sink(self_cert, self_key, ehlo421=True), "may"),
 }
 policy = os.path.join(work, "tls_policy")
 with open(policy, "w") as f:
@@ -223,6 +236,13 @@ with Tern(transport=transport, conf=conf, name="tlssend") as t:
         text = t.log_text()
         assert "s3cret" not in text and base64.b64encode(b"\0relayuser\0s3cret pass").decode() not in text
     res.run("auth_to_smarthost", auth)
+
+    def ehlo421():
+        sk = sinks["tls421.test"][0]
+        deferred("tls421.test", "said: 421 4.3.2 sink closing (in reply to EHLO command)")
+        assert wait_for(lambda: sk.ended >= 1, 15), "the connection was not closed"
+        assert sk.after421 == [], "sent after the 421: %r" % sk.after421
+    res.run("ehlo_421_inside_tls", ehlo421)
 
 for sk, _ in sinks.values():
     sk.stop()
