@@ -13,6 +13,13 @@ smtp_tls_policy_maps ("[127.0.0.1]:PORT  level"); certificates are made by the t
   verify_ok_verified            verify + trusted certificate naming 127.0.0.1: "Verified TLS ..."
   may_falls_back_to_plaintext   the TLS handshake breaks: retried without TLS, delivered in plaintext
   encrypt_not_offered_deferred  encrypt + no STARTTLS: "TLS is required, but was not offered"
+  may_454_plaintext             STARTTLS offered, then refused with 454: at may the delivery goes
+                                on in plaintext over the same connection
+  encrypt_454_deferred          the same refusal at encrypt: deferred 4.7.5 "refused to start TLS",
+                                nothing reaches the sink
+  starttls_injection_discarded  "220 go\r\n250 injected\r\n" in one packet (response injection):
+                                the plaintext line after the 220 is discarded with a warning, never
+                                read as the reply to the EHLO inside TLS
   auth_to_smarthost             the sink wants AUTH inside TLS and checks the credentials from
                                 smtp_sasl_password_maps; the password never appears in the log
 """
@@ -37,13 +44,15 @@ if not prerequisites_or_fail(res, "tls_send_build"):
 
 
 class Sink:
-    """starttls: None (not offered), "ok" or "break" (220, then garbage);
+    """starttls: None (not offered), "ok", "break" (220, then garbage), "454" (refused)
+    or "inject" (220 and a forged reply in one write, then TLS);
     auth: (user, password) required inside TLS, or None."""
 
     def __init__(self, cert=None, key=None, starttls="ok", auth=None):
         self.port = free_port()
         self.starttls, self.auth = starttls, auth
         self.msgs = []   # (tls, authed_user, data)
+        self.starttls_cmds = 0
         self.ctx = None
         if cert:
             self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -94,8 +103,16 @@ class Sink:
                     if self.auth and tls:
                         ext.append("250-AUTH PLAIN LOGIN")
                     out("\r\n".join(ext + ["250 8BITMIME"]))
+                elif verb == "STARTTLS" and self.starttls == "454" and not tls:
+                    self.starttls_cmds += 1
+                    out("454 4.7.0 TLS not available due to local problem")
                 elif verb == "STARTTLS" and self.starttls and not tls:
-                    out("220 2.0.0 go ahead")
+                    if self.starttls == "inject":
+                        # one write: whatever the client read after the 220
+                        # arrived in plaintext, before the handshake
+                        sock.sendall(b"220 2.0.0 go ahead\r\n250 injected\r\n")
+                    else:
+                        out("220 2.0.0 go ahead")
                     if self.starttls == "break":
                         sock.sendall(b"this is not a TLS record\r\n" * 4)
                         return
@@ -158,6 +175,9 @@ sinks = {
     "fallback.test": (Sink(self_cert, self_key, starttls="break"), "may"),
     "enc.test": (Sink(starttls=None), "encrypt"),
     "auth.test": (Sink(self_cert, self_key, auth=("relayuser", "s3cret pass")), "encrypt"),
+    "refuse-may.test": (Sink(self_cert, self_key, starttls="454"), "may"),
+    "refuse-enc.test": (Sink(self_cert, self_key, starttls="454"), "encrypt"),
+    "inject.test": (Sink(self_cert, self_key, starttls="inject"), "encrypt"),
 }
 policy = os.path.join(work, "tls_policy")
 with open(policy, "w") as f:
@@ -223,6 +243,28 @@ with Tern(transport=transport, conf=conf, name="tlssend") as t:
         text = t.log_text()
         assert "s3cret" not in text and base64.b64encode(b"\0relayuser\0s3cret pass").decode() not in text
     res.run("auth_to_smarthost", auth)
+
+    def refused_may():
+        delivered("refuse-may.test", False)
+        assert sinks["refuse-may.test"][0].starttls_cmds == 1, "STARTTLS was not tried once"
+        pat = "to=<rcpt@refuse-may.test>"
+        assert wait_for(lambda: any(pat in l and "status=sent" in l for l in t.log_text().splitlines()), 5), \
+            "no sent line"
+    res.run("may_454_plaintext", refused_may)
+    res.run("encrypt_454_deferred", deferred, "refuse-enc.test",
+            "dsn=4.7.5, status=deferred (TLS is required, but host 127.0.0.1[127.0.0.1] refused to start TLS)")
+
+    def injection():
+        delivered("inject.test", True)
+        pat = "to=<rcpt@inject.test>"
+        assert wait_for(lambda: any(pat in l and "dsn=2.0.0, status=sent (250 2.0.0 queued)" in l
+                                    for l in t.log_text().splitlines()), 5), "no sent line with the real reply"
+        port = sinks["inject.test"][0].port
+        text = t.log_text()
+        assert ("127.0.0.1[127.0.0.1]:%d: 14 bytes of plaintext after the STARTTLS reply discarded" % port) \
+            in text, "no warning"
+        assert "injected" not in text, "the forged reply reached the log"
+    res.run("starttls_injection_discarded", injection)
 
 for sk, _ in sinks.values():
     sk.stop()
