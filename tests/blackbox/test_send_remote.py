@@ -10,10 +10,15 @@ for DOMAIN through dnsmasq, then a connection to SINKPORT.
 
 Checked: MX delivery with dot-stuffing and CRLF-only bytes; per-recipient
 2xx/4xx/5xx with the Postfix-shaped log line (relay=, delays=, dsn=);
-null MX → 5.1.10; NXDOMAIN → 5.1.2; SERVFAIL → 4.4.3 deferred; CNAME
-followed; a truncated UDP answer (40 MX records) retried over TCP; an MX
-on tern's own smtpd address and port → 5.4.6 "loops back to myself" while
-the same address on the sink's port is not a loop; 8-bit mail to a peer
+null MX → 5.1.10; NXDOMAIN → 5.1.2; SERVFAIL → 4.4.3 deferred; a
+nameserver that never answers (dnsmasq forwarding to a UDP socket nobody
+reads) → 4.4.3 deferred; CNAME followed, for the domain and for an MX
+host; an MX host written as an IP address ("127.0.0.1") used as that
+address with a warning, as Postfix does; a truncated UDP answer (40 MX
+records) retried over TCP; an MX on tern's own smtpd address and port →
+5.4.6 "loops back to myself" (an MX named by address, "localhost" with
+127.0.0.1 and ::1, or tern's own myhostname), while the same address on
+the sink's port is not a loop; 8-bit mail to a peer
 without 8BITMIME arrives quoted-printable; SIZE limit → 5.3.4; a peer that
 drops the connection mid-DATA → deferred; a peer that stalls past
 smtp_data_done_timeout → deferred; several messages to one destination
@@ -193,9 +198,14 @@ def main():
         "stall.test": Sink(stall=6),
         "reuse.test": Sink(rcpt={"refused@reuse.test": "550 5.1.1 no such user"}),
         "both.test": Sink(),
+        "numeric.test": Sink(),
+        "mxcn.test": Sink(),
     }
     dns_port = free_udp_port()
     dead = free_udp_port()
+    # bound and never read: dnsmasq forwards silent.test here and never answers
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
     work = os.path.realpath(__import__("tempfile").mkdtemp(prefix="tern-bb-dns-"))
     os.chmod(work, 0o755)
     dargs = []
@@ -209,11 +219,17 @@ def main():
     dargs += ["--dns-rr=nullmx.test,15,000000",     # MX 0 "." (RFC 7505)
               "--local=/nx.test/",                   # NXDOMAIN
               "--server=/servfail.test/127.0.0.1#%d" % dead,  # upstream dead: SERVFAIL
-              "--local=/both.test/", "--host-record=both.test,127.0.0.1,::1"]  # no MX: A and AAAA
+              "--local=/both.test/", "--host-record=both.test,127.0.0.1,::1",  # no MX: A and AAAA
+              "--server=/silent.test/127.0.0.1#%d" % silent.getsockname()[1],
+              "--mx-host=numeric.test,127.0.0.1,10", "--mx-host=numloop.test,127.0.0.1,10",
+              "--mx-host=mxcn.test,alias.mxcn.test,10", "--cname=alias.mxcn.test,target.mxcn.test",
+              "--host-record=target.mxcn.test,127.0.0.1",
+              "--mx-host=lh.test,localhost,10", "--host-record=localhost,127.0.0.1,::1",
+              "--mx-host=me.test,tern.test,10", "--host-record=tern.test,127.0.0.1"]  # myhostname
     dns = start_dnsmasq(dns_port, dargs, work)
     transport = {d: "smtp:%s:%d" % (d, s.port) for d, s in sinks.items()}
     transport.update({"nullmx.test": "smtp:nullmx.test:25", "nx.test": "smtp:nx.test:25",
-                      "servfail.test": "smtp:servfail.test:25"})
+                      "servfail.test": "smtp:servfail.test:25", "silent.test": "smtp:silent.test:25"})
     t = None
     try:
         t = Tern(transport=transport, conf={"resolver": "127.0.0.1:%d" % dns_port,
@@ -223,11 +239,12 @@ def main():
                                             # one delivery at a time per destination: the
                                             # reuse.test messages queue up behind each other
                                             "default_destination_concurrency_limit": "1"}, name="send")
-        # loop.test goes to tern's own smtpd port: "loops back to myself"
-        t.conf["transport_maps"] = t.make_transport(dict(transport, **{"loop.test": "smtp:loop.test:%d" % t.port}))
+        # these go to tern's own smtpd port: "loops back to myself"
+        t.conf["transport_maps"] = t.make_transport(dict(transport, **{
+            d: "smtp:%s:%d" % (d, t.port) for d in ("loop.test", "numloop.test", "lh.test", "me.test")}))
         t.write_conf()
         t.start()
-        send_all(t, res, sinks)
+        send_all(t, res, sinks, silent)
     except Exception as e:  # report, then clean up
         res.fail("setup", repr(e))
         if t:
@@ -244,6 +261,7 @@ def main():
             dns.wait(5)
         for s in sinks.values():
             s.stop()
+        silent.close()
         shutil.rmtree(work, ignore_errors=True)
     res.exit()
 
@@ -260,7 +278,7 @@ def log_has(t, pattern, timeout=15.0):
     return wait_for(lambda: rx.search(t.log_text()) is not None, timeout)
 
 
-def send_all(t, res, sinks):
+def send_all(t, res, sinks, silent):
     mx = sinks["mx.test"]
     submit(t, ["ok@mx.test", "busy@mx.test", "bad@mx.test"],
            b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\nlast\r\n")
@@ -270,6 +288,8 @@ def send_all(t, res, sinks):
     submit(t, ["u@nx.test"], b"Subject: n\r\n\r\nx\r\n")
     submit(t, ["u@servfail.test"], b"Subject: n\r\n\r\nx\r\n")
     submit(t, ["u@loop.test"], b"Subject: loop\r\n\r\nx\r\n")
+    for dom in ("silent.test", "numeric.test", "numloop.test", "mxcn.test", "lh.test", "me.test"):
+        submit(t, ["u@" + dom], b"Subject: " + dom.encode() + b"\r\n\r\nx\r\n")
     submit(t, ["u@seven.test"], "Subject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\n"
            "Content-Transfer-Encoding: 8bit\r\n\r\ncaf\u00e9 cr\u00e8me\r\n".encode(), eightbit=True)
     submit(t, ["u@small.test"], b"Subject: big\r\n\r\n" + b"y" * 300 + b"\r\n")
@@ -310,6 +330,33 @@ def send_all(t, res, sinks):
     res.check("loops_back_to_myself",
               log_has(t, r"to=<u@loop\.test>, relay=none, .*dsn=5\.4\.6, status=bounced \(mail for loop\.test loops back to myself\)"),
               "no 5.4.6 loop bounce")
+    res.check("dns_timeout_deferred",
+              log_has(t, r"to=<u@silent\.test>, relay=none, .*dsn=4\.4\.3, status=deferred \(Host or domain name not "
+                         r"found\. Name service error for name=silent\.test type=MX: Host not found, try again\)", 30),
+              "no 4.4.3 deferral after the DNS timeout")
+    silent.setblocking(False)
+    queries = 0
+    for _ in range(100):
+        try:
+            silent.recv(4096)
+        except BlockingIOError:
+            break
+        queries += 1
+    res.check("dns_timeout_reached_server", queries >= 1, "dnsmasq never forwarded silent.test")
+    numeric = sinks["numeric.test"]
+    res.check("numeric_mx_used", wait_for(lambda: numeric.messages, 15)
+              and log_has(t, r"to=<u@numeric\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, .*status=sent" % numeric.port, 5),
+              "numeric.test not delivered to its MX 127.0.0.1")
+    res.check("numeric_mx_warning",
+              log_has(t, r"warning: numeric domain name in MX record for numeric\.test: 127\.0\.0\.1", 5),
+              "no warning about the numeric MX")
+    mxcn = sinks["mxcn.test"]
+    res.check("mx_cname_followed", wait_for(lambda: mxcn.messages, 15)
+              and log_has(t, r"to=<u@mxcn\.test>, relay=alias\.mxcn\.test\[127\.0\.0\.1\]:%d, .*status=sent" % mxcn.port, 5),
+              "mxcn.test not delivered through its MX alias")
+    for name, dom in (("numeric_mx_loop", "numloop"), ("mx_localhost_loop", "lh"), ("mx_own_name_loop", "me")):
+        res.check(name, log_has(t, r"to=<u@%s\.test>, relay=none, .*dsn=5\.4\.6, status=bounced \(mail for %s\.test "
+                                   r"loops back to myself\)" % (dom, dom)), "no 5.4.6 loop bounce for %s.test" % dom)
     seven = sinks["seven.test"]
     if wait_for(lambda: seven.messages, 15):
         data = seven.messages[0][1]
