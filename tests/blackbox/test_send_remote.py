@@ -12,7 +12,9 @@ Checked: MX delivery with dot-stuffing and CRLF-only bytes; per-recipient
 2xx/4xx/5xx with the Postfix-shaped log line (relay=, delays=, dsn=);
 null MX → 5.1.10; NXDOMAIN → 5.1.2; SERVFAIL → 4.4.3 deferred; a
 nameserver that never answers (dnsmasq forwarding to a UDP socket nobody
-reads) → 4.4.3 deferred; CNAME followed, for the domain and for an MX
+reads) → 4.4.3 deferred, and one that answers the MX query (40 MX hosts)
+and then never the hosts' addresses → 4.4.3 deferred after the first few
+MX hosts, not 40 lookups of 12 s; CNAME followed, for the domain and for an MX
 host; an MX host written as an IP address ("127.0.0.1") used as that
 address with a warning, as Postfix does; a truncated UDP answer (40 MX
 records) retried over TCP; an MX on tern's own smtpd address and port →
@@ -221,7 +223,8 @@ def main():
               "--server=/servfail.test/127.0.0.1#%d" % dead,  # upstream dead: SERVFAIL
               "--local=/both.test/", "--host-record=both.test,127.0.0.1,::1",  # no MX: A and AAAA
               "--server=/silent.test/127.0.0.1#%d" % silent.getsockname()[1],
-              "--mx-host=numeric.test,127.0.0.1,10", "--mx-host=numloop.test,127.0.0.1,10",
+              "--mx-host=numeric.test,127.0.0.1,10",
+              ] + ["--mx-host=slowmx.test,mx%02d.silent.test,%d" % (i, 10 + i) for i in range(40)] + [ "--mx-host=numloop.test,127.0.0.1,10",
               "--mx-host=mxcn.test,alias.mxcn.test,10", "--cname=alias.mxcn.test,target.mxcn.test",
               "--host-record=target.mxcn.test,127.0.0.1",
               "--mx-host=lh.test,localhost,10", "--host-record=localhost,127.0.0.1,::1",
@@ -229,7 +232,8 @@ def main():
     dns = start_dnsmasq(dns_port, dargs, work)
     transport = {d: "smtp:%s:%d" % (d, s.port) for d, s in sinks.items()}
     transport.update({"nullmx.test": "smtp:nullmx.test:25", "nx.test": "smtp:nx.test:25",
-                      "servfail.test": "smtp:servfail.test:25", "silent.test": "smtp:silent.test:25"})
+                      "servfail.test": "smtp:servfail.test:25", "silent.test": "smtp:silent.test:25",
+                      "slowmx.test": "smtp:slowmx.test:25"})
     t = None
     try:
         t = Tern(transport=transport, conf={"resolver": "127.0.0.1:%d" % dns_port,
@@ -288,7 +292,7 @@ def send_all(t, res, sinks, silent):
     submit(t, ["u@nx.test"], b"Subject: n\r\n\r\nx\r\n")
     submit(t, ["u@servfail.test"], b"Subject: n\r\n\r\nx\r\n")
     submit(t, ["u@loop.test"], b"Subject: loop\r\n\r\nx\r\n")
-    for dom in ("silent.test", "numeric.test", "numloop.test", "mxcn.test", "lh.test", "me.test"):
+    for dom in ("silent.test", "slowmx.test", "numeric.test", "numloop.test", "mxcn.test", "lh.test", "me.test"):
         submit(t, ["u@" + dom], b"Subject: " + dom.encode() + b"\r\n\r\nx\r\n")
     submit(t, ["u@seven.test"], "Subject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\n"
            "Content-Transfer-Encoding: 8bit\r\n\r\ncaf\u00e9 cr\u00e8me\r\n".encode(), eightbit=True)
@@ -334,15 +338,28 @@ def send_all(t, res, sinks, silent):
               log_has(t, r"to=<u@silent\.test>, relay=none, .*dsn=4\.4\.3, status=deferred \(Host or domain name not "
                          r"found\. Name service error for name=silent\.test type=MX: Host not found, try again\)", 30),
               "no 4.4.3 deferral after the DNS timeout")
+    # 40 MX hosts whose addresses never come: 12 s each (AAAA and A, two
+    # tries of 3 s), so only a bounded lookup budget ends the attempt in time
+    res.check("dns_mx_hosts_timeout_deferred",
+              log_has(t, r"to=<u@slowmx\.test>, relay=none, .*dsn=4\.4\.3, status=deferred \(no usable address for "
+                         r"the MX hosts of slowmx\.test \(.*try again\)\)", 60),
+              "no 4.4.3 deferral for slowmx.test within 60 s")
     silent.setblocking(False)
-    queries = 0
-    for _ in range(100):
+    names = set()
+    for _ in range(1000):
         try:
-            silent.recv(4096)
+            q = silent.recv(4096)
         except BlockingIOError:
             break
-        queries += 1
-    res.check("dns_timeout_reached_server", queries >= 1, "dnsmasq never forwarded silent.test")
+        labels, k = [], 12
+        while k < len(q) and q[k] and len(labels) < 10:
+            labels.append(q[k + 1:k + 1 + q[k]].decode("latin-1"))
+            k += 1 + q[k]
+        names.add(".".join(labels).lower())
+    res.check("dns_timeout_reached_server", "silent.test" in names, "dnsmasq never forwarded silent.test: %r" % names)
+    mxq = sorted(n for n in names if n.endswith(".silent.test"))
+    res.check("dns_mx_hosts_bounded", mxq and mxq[0] == "mx00.silent.test" and len(mxq) <= 3,
+              "MX hosts looked up: %r" % mxq)
     numeric = sinks["numeric.test"]
     res.check("numeric_mx_used", wait_for(lambda: numeric.messages, 15)
               and log_has(t, r"to=<u@numeric\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, .*status=sent" % numeric.port, 5),
