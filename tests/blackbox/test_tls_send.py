@@ -20,6 +20,9 @@ smtp_tls_policy_maps ("[127.0.0.1]:PORT  level"); certificates are made by the t
   starttls_injection_discarded  "220 go\r\n250 injected\r\n" in one packet (response injection):
                                 the plaintext line after the 220 is discarded with a warning, never
                                 read as the reply to the EHLO inside TLS
+  starttls_454_no_plaintext_auth a TLS-stripping peer: STARTTLS refused with 454 and AUTH offered
+                                in plaintext; credentials exist for it, yet AUTH is never sent
+                                ("not sending AUTH credentials ... without TLS")
   auth_to_smarthost             the sink wants AUTH inside TLS and checks the credentials from
                                 smtp_sasl_password_maps; the password never appears in the log
 """
@@ -46,11 +49,13 @@ if not prerequisites_or_fail(res, "tls_send_build"):
 class Sink:
     """starttls: None (not offered), "ok", "break" (220, then garbage), "454" (refused)
     or "inject" (220 and a forged reply in one write, then TLS);
-    auth: (user, password) required inside TLS, or None."""
+    auth: (user, password) required inside TLS, or None;
+    harvest: AUTH offered even without TLS and any credentials taken (a downgrading peer)."""
 
-    def __init__(self, cert=None, key=None, starttls="ok", auth=None):
+    def __init__(self, cert=None, key=None, starttls="ok", auth=None, harvest=False):
         self.port = free_port()
-        self.starttls, self.auth = starttls, auth
+        self.starttls, self.auth, self.harvest = starttls, auth, harvest
+        self.verbs = []
         self.msgs = []   # (tls, authed_user, data)
         self.starttls_cmds = 0
         self.ctx = None
@@ -96,11 +101,12 @@ class Sink:
             for _ in range(200):
                 cmd = line()
                 verb = cmd.split(" ")[0].upper()
+                self.verbs.append(verb)
                 if verb == "EHLO":
                     ext = ["250-sink.test", "250-PIPELINING"]
                     if self.starttls and not tls:
                         ext.append("250-STARTTLS")
-                    if self.auth and tls:
+                    if (self.auth and tls) or self.harvest:
                         ext.append("250-AUTH PLAIN LOGIN")
                     out("\r\n".join(ext + ["250 8BITMIME"]))
                 elif verb == "STARTTLS" and self.starttls == "454" and not tls:
@@ -118,6 +124,8 @@ class Sink:
                         return
                     sock = self.ctx.wrap_socket(sock, server_side=True)
                     buf[0], tls = b"", True
+                elif verb == "AUTH" and self.harvest:
+                    out("235 2.7.0 thank you")
                 elif verb == "AUTH":
                     parts = cmd.split(" ")
                     if parts[1].upper() == "PLAIN":
@@ -178,6 +186,7 @@ sinks = {
     "refuse-may.test": (Sink(self_cert, self_key, starttls="454"), "may"),
     "refuse-enc.test": (Sink(self_cert, self_key, starttls="454"), "encrypt"),
     "inject.test": (Sink(self_cert, self_key, starttls="inject"), "encrypt"),
+    "strip.test": (Sink(self_cert, self_key, starttls="454", harvest=True), "may"),
 }
 policy = os.path.join(work, "tls_policy")
 with open(policy, "w") as f:
@@ -186,6 +195,7 @@ with open(policy, "w") as f:
 saslpw = os.path.join(work, "sasl_passwd")
 with open(saslpw, "w") as f:
     f.write("[127.0.0.1]:%d relayuser:s3cret pass\n" % sinks["auth.test"][0].port)
+    f.write("[127.0.0.1]:%d stripuser:str1pped pass\n" % sinks["strip.test"][0].port)
 for table in (policy, saslpw):
     subprocess.run([TERNCTL, "makemap", table], check=True, timeout=30)
 os.chmod(saslpw + ".cdb", 0o644)  # test instance: mail_owner must read it
@@ -265,6 +275,17 @@ with Tern(transport=transport, conf=conf, name="tlssend") as t:
             in text, "no warning"
         assert "injected" not in text, "the forged reply reached the log"
     res.run("starttls_injection_discarded", injection)
+
+    def stripped():
+        sk = sinks["strip.test"][0]
+        assert wait_for(lambda: "to=<rcpt@strip.test>" in t.log_text(), 15), "no result for strip.test"
+        assert "STARTTLS" in sk.verbs and "AUTH" not in sk.verbs, "commands: %r" % sk.verbs
+        delivered("strip.test", False)
+        text = t.log_text()
+        assert ("127.0.0.1[127.0.0.1]:%d: not sending AUTH credentials for [127.0.0.1]:%d without TLS"
+                % (sk.port, sk.port)) in text, "no warning"
+        assert "str1pped" not in text
+    res.run("starttls_454_no_plaintext_auth", stripped)
 
 for sk, _ in sinks.values():
     sk.stop()
