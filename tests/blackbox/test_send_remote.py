@@ -17,7 +17,8 @@ and then never the hosts' addresses → 4.4.3 deferred after the first few
 MX hosts, not 40 lookups of 12 s; CNAME followed, for the domain and for an MX
 host; an MX host written as an IP address ("127.0.0.1") used as that
 address with a warning, as Postfix does; a truncated UDP answer (40 MX
-records) retried over TCP; an MX on tern's own smtpd address and port →
+records) retried over TCP; 500 MX records, the only one with an address
+and the best preference listed last: delivered through it; an MX on tern's own smtpd address and port →
 5.4.6 "loops back to myself" (an MX named by address, "localhost" with
 127.0.0.1 and ::1, or tern's own myhostname), while the same address on
 the sink's port is not a loop; 8-bit mail to a peer
@@ -202,6 +203,7 @@ def main():
         "both.test": Sink(),
         "numeric.test": Sink(),
         "mxcn.test": Sink(),
+        "m500.test": Sink(),
     }
     dns_port = free_udp_port()
     dead = free_udp_port()
@@ -218,6 +220,10 @@ def main():
     for i in range(40):  # too big for 512 bytes of UDP: truncated, then TCP
         dargs += ["--mx-host=big.test,mx%02d.with-a-long-label-to-fill-the-answer.big.test,%d" % (i, 10 + i),
                   "--host-record=mx%02d.with-a-long-label-to-fill-the-answer.big.test,127.0.0.1" % i]
+    # 500 MX hosts without addresses (NXDOMAIN) and the best one, which
+    # dnsmasq (answering in the reverse order of its options) puts last
+    dargs += ["--mx-host=m500.test,best.m500.test,1", "--host-record=best.m500.test,127.0.0.1", "--local=/m500.test/"]
+    dargs += ["--mx-host=m500.test,h%03d.m500.test,%d" % (i, 100 + i) for i in range(500)]
     dargs += ["--dns-rr=nullmx.test,15,000000",     # MX 0 "." (RFC 7505)
               "--local=/nx.test/",                   # NXDOMAIN
               "--server=/servfail.test/127.0.0.1#%d" % dead,  # upstream dead: SERVFAIL
@@ -292,7 +298,7 @@ def send_all(t, res, sinks, silent):
     submit(t, ["u@nx.test"], b"Subject: n\r\n\r\nx\r\n")
     submit(t, ["u@servfail.test"], b"Subject: n\r\n\r\nx\r\n")
     submit(t, ["u@loop.test"], b"Subject: loop\r\n\r\nx\r\n")
-    for dom in ("silent.test", "slowmx.test", "numeric.test", "numloop.test", "mxcn.test", "lh.test", "me.test"):
+    for dom in ("m500.test", "silent.test", "slowmx.test", "numeric.test", "numloop.test", "mxcn.test", "lh.test", "me.test"):
         submit(t, ["u@" + dom], b"Subject: " + dom.encode() + b"\r\n\r\nx\r\n")
     submit(t, ["u@seven.test"], "Subject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\n"
            "Content-Transfer-Encoding: 8bit\r\n\r\ncaf\u00e9 cr\u00e8me\r\n".encode(), eightbit=True)
@@ -360,6 +366,10 @@ def send_all(t, res, sinks, silent):
     mxq = sorted(n for n in names if n.endswith(".silent.test"))
     res.check("dns_mx_hosts_bounded", mxq and mxq[0] == "mx00.silent.test" and len(mxq) <= 3,
               "MX hosts looked up: %r" % mxq)
+    m500 = sinks["m500.test"]
+    res.check("mx_500_records", wait_for(lambda: m500.messages, 20)
+              and log_has(t, r"to=<u@m500\.test>, relay=best\.m500\.test\[127\.0\.0\.1\]:%d, .*status=sent" % m500.port, 5),
+              "m500.test not delivered through its best MX")
     numeric = sinks["numeric.test"]
     res.check("numeric_mx_used", wait_for(lambda: numeric.messages, 15)
               and log_has(t, r"to=<u@numeric\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, .*status=sent" % numeric.port, 5),
