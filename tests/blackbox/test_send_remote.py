@@ -17,7 +17,9 @@ and then never the hosts' addresses → 4.4.3 deferred after the first few
 MX hosts, not 40 lookups of 12 s; CNAME followed, for the domain and for an MX
 host; an MX host written as an IP address ("127.0.0.1") used as that
 address with a warning, as Postfix does; a truncated UDP answer (40 MX
-records) retried over TCP; 500 MX records, the only one with an address
+records) retried over TCP; an MX host name with shell metacharacters
+skipped as hostile data (never looked up or logged), the next MX used;
+500 MX records, the only one with an address
 and the best preference listed last: delivered through it; an MX on tern's own smtpd address and port →
 5.4.6 "loops back to myself" (an MX named by address, "localhost" with
 127.0.0.1 and ::1, or tern's own myhostname), while the same address on
@@ -204,6 +206,7 @@ def main():
         "numeric.test": Sink(),
         "mxcn.test": Sink(),
         "m500.test": Sink(),
+        "shell.test": Sink(),
     }
     dns_port = free_udp_port()
     dead = free_udp_port()
@@ -224,6 +227,9 @@ def main():
     # dnsmasq (answering in the reverse order of its options) puts last
     dargs += ["--mx-host=m500.test,best.m500.test,1", "--host-record=best.m500.test,127.0.0.1", "--local=/m500.test/"]
     dargs += ["--mx-host=m500.test,h%03d.m500.test,%d" % (i, 100 + i) for i in range(500)]
+    hostile = b"".join(bytes([len(l)]) + l for l in (b"$(reboot);x|y", b"shell", b"test", b""))
+    dargs += ["--dns-rr=shell.test,15,0005" + hostile.hex(),  # MX 5 "$(reboot);x|y.shell.test"
+              "--mx-host=shell.test,mx1.shell.test,10", "--host-record=mx1.shell.test,127.0.0.1"]
     dargs += ["--dns-rr=nullmx.test,15,000000",     # MX 0 "." (RFC 7505)
               "--local=/nx.test/",                   # NXDOMAIN
               "--server=/servfail.test/127.0.0.1#%d" % dead,  # upstream dead: SERVFAIL
@@ -298,7 +304,7 @@ def send_all(t, res, sinks, silent):
     submit(t, ["u@nx.test"], b"Subject: n\r\n\r\nx\r\n")
     submit(t, ["u@servfail.test"], b"Subject: n\r\n\r\nx\r\n")
     submit(t, ["u@loop.test"], b"Subject: loop\r\n\r\nx\r\n")
-    for dom in ("m500.test", "silent.test", "slowmx.test", "numeric.test", "numloop.test", "mxcn.test", "lh.test", "me.test"):
+    for dom in ("shell.test", "m500.test", "silent.test", "slowmx.test", "numeric.test", "numloop.test", "mxcn.test", "lh.test", "me.test"):
         submit(t, ["u@" + dom], b"Subject: " + dom.encode() + b"\r\n\r\nx\r\n")
     submit(t, ["u@seven.test"], "Subject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\n"
            "Content-Transfer-Encoding: 8bit\r\n\r\ncaf\u00e9 cr\u00e8me\r\n".encode(), eightbit=True)
@@ -366,6 +372,11 @@ def send_all(t, res, sinks, silent):
     mxq = sorted(n for n in names if n.endswith(".silent.test"))
     res.check("dns_mx_hosts_bounded", mxq and mxq[0] == "mx00.silent.test" and len(mxq) <= 3,
               "MX hosts looked up: %r" % mxq)
+    shell = sinks["shell.test"]
+    res.check("mx_hostile_name_skipped", wait_for(lambda: shell.messages, 15)
+              and log_has(t, r"to=<u@shell\.test>, relay=mx1\.shell\.test\[127\.0\.0\.1\]:%d, .*status=sent" % shell.port, 5)
+              and "warning: ignoring MX record with a malformed host name" in t.log_text()
+              and "reboot" not in t.log_text(), "shell.test: hostile MX not skipped, or the good MX not used")
     m500 = sinks["m500.test"]
     res.check("mx_500_records", wait_for(lambda: m500.messages, 20)
               and log_has(t, r"to=<u@m500\.test>, relay=best\.m500\.test\[127\.0\.0\.1\]:%d, .*status=sent" % m500.port, 5),
