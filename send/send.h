@@ -47,6 +47,7 @@
 #define SEND_CHUNK 65536           /* content read chunk */
 #define SEND_REQUEST_TIMEOUT_MS 60000
 #define SEND_CNAME_MAX 5           /* CNAME links followed per lookup */
+#define SEND_MX_LOOKUP_MS 20000    /* no further MX host looked up after this */
 
 /* ---- nexthop (send_nexthop.c) ---- */
 

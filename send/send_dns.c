@@ -20,8 +20,15 @@
  * host without addresses → perm 5.4.4; SERVFAIL, timeouts, malformed
  * answers and other resolver failures → temp 4.4.3.  MX and CNAME targets
  * must be plain host names (letters, digits, '-', '_', '.'); others are
- * skipped as hostile data.  The MX hosts that are this host are dropped by
- * send_drop_self (send_self.c).
+ * skipped as hostile data.  An MX host written as an IPv4 address is not
+ * a host name (RFC 1035 3.3.9) but works with other mailers: like Postfix,
+ * it is used as that address with a warning; loop detection still applies.
+ * An MX host that is a CNAME is followed like any other host name.  A
+ * nameserver that answers the MX query and then stalls would cost two
+ * timed-out queries per MX host, up to SEND_MAX_MX of them: once
+ * SEND_MX_LOOKUP_MS have passed no further MX host is looked up, and
+ * without any address the delivery is deferred 4.4.3.  The MX
+ * hosts that are this host are dropped by send_drop_self (send_self.c).
  *
  * Public: send_dns_parse_mx, send_dns_parse_addrs, send_dns_parse_cname,
  * send_dns_shuffle, send_resolver_parse, send_order_family, send_resolve.
@@ -39,6 +46,7 @@
 #include <strings.h>
 #include <sys/random.h>
 
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "send.h"
@@ -536,8 +544,17 @@ int send_resolve(const struct send_nexthop *nh, struct send_targets *out, struct
 	} else {
 		struct send_error last;
 		int temp = 0;
+		long long start = clock_ms();
 		memset(&last, 0, sizeof(last));
 		for (int i = 0; i < n && out->n < SEND_MAX_ADDRS; i++) {
+			if (i > 0 && clock_ms() - start >= SEND_MX_LOOKUP_MS) {
+				log_warning("%s: MX host lookups stopped after %d s, %d of %d MX hosts not looked up",
+					    nh->host, SEND_MX_LOOKUP_MS / 1000, n - i, n);
+				temp = 1;
+				break;
+			}
+			if (is_ip_literal(mx[i].name))
+				log_warning("numeric domain name in MX record for %s: %s", nh->host, mx[i].name);
 			if (add_host(mx[i].name, mx[i].pref, nh->port, out, &last) < 0) {
 				if (last.status == DELIVER_TEMP)
 					temp = 1;

@@ -10,10 +10,20 @@ for DOMAIN through dnsmasq, then a connection to SINKPORT.
 
 Checked: MX delivery with dot-stuffing and CRLF-only bytes; per-recipient
 2xx/4xx/5xx with the Postfix-shaped log line (relay=, delays=, dsn=);
-null MX → 5.1.10; NXDOMAIN → 5.1.2; SERVFAIL → 4.4.3 deferred; CNAME
-followed; a truncated UDP answer (40 MX records) retried over TCP; an MX
-on tern's own smtpd address and port → 5.4.6 "loops back to myself" while
-the same address on the sink's port is not a loop; 8-bit mail to a peer
+null MX → 5.1.10; NXDOMAIN → 5.1.2; SERVFAIL → 4.4.3 deferred; a
+nameserver that never answers (dnsmasq forwarding to a UDP socket nobody
+reads) → 4.4.3 deferred, and one that answers the MX query (40 MX hosts)
+and then never the hosts' addresses → 4.4.3 deferred after the first few
+MX hosts, not 40 lookups of 12 s; CNAME followed, for the domain and for an MX
+host; an MX host written as an IP address ("127.0.0.1") used as that
+address with a warning, as Postfix does; a truncated UDP answer (40 MX
+records) retried over TCP; an MX host name with shell metacharacters
+skipped as hostile data (never looked up or logged), the next MX used;
+500 MX records, the only one with an address
+and the best preference listed last: delivered through it; an MX on tern's own smtpd address and port →
+5.4.6 "loops back to myself" (an MX named by address, "localhost" with
+127.0.0.1 and ::1, or tern's own myhostname), while the same address on
+the sink's port is not a loop; 8-bit mail to a peer
 without 8BITMIME arrives quoted-printable; SIZE limit → 5.3.4; a peer that
 drops the connection mid-DATA → deferred; a peer that stalls past
 smtp_data_done_timeout → deferred; several messages to one destination
@@ -193,9 +203,16 @@ def main():
         "stall.test": Sink(stall=6),
         "reuse.test": Sink(rcpt={"refused@reuse.test": "550 5.1.1 no such user"}),
         "both.test": Sink(),
+        "numeric.test": Sink(),
+        "mxcn.test": Sink(),
+        "m500.test": Sink(),
+        "shell.test": Sink(),
     }
     dns_port = free_udp_port()
     dead = free_udp_port()
+    # bound and never read: dnsmasq forwards silent.test here and never answers
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
     work = os.path.realpath(__import__("tempfile").mkdtemp(prefix="tern-bb-dns-"))
     os.chmod(work, 0o755)
     dargs = []
@@ -206,14 +223,29 @@ def main():
     for i in range(40):  # too big for 512 bytes of UDP: truncated, then TCP
         dargs += ["--mx-host=big.test,mx%02d.with-a-long-label-to-fill-the-answer.big.test,%d" % (i, 10 + i),
                   "--host-record=mx%02d.with-a-long-label-to-fill-the-answer.big.test,127.0.0.1" % i]
+    # 500 MX hosts without addresses (NXDOMAIN) and the best one, which
+    # dnsmasq (answering in the reverse order of its options) puts last
+    dargs += ["--mx-host=m500.test,best.m500.test,1", "--host-record=best.m500.test,127.0.0.1", "--local=/m500.test/"]
+    dargs += ["--mx-host=m500.test,h%03d.m500.test,%d" % (i, 100 + i) for i in range(500)]
+    hostile = b"".join(bytes([len(l)]) + l for l in (b"$(reboot);x|y", b"shell", b"test", b""))
+    dargs += ["--dns-rr=shell.test,15,0005" + hostile.hex(),  # MX 5 "$(reboot);x|y.shell.test"
+              "--mx-host=shell.test,mx1.shell.test,10", "--host-record=mx1.shell.test,127.0.0.1"]
     dargs += ["--dns-rr=nullmx.test,15,000000",     # MX 0 "." (RFC 7505)
               "--local=/nx.test/",                   # NXDOMAIN
               "--server=/servfail.test/127.0.0.1#%d" % dead,  # upstream dead: SERVFAIL
-              "--local=/both.test/", "--host-record=both.test,127.0.0.1,::1"]  # no MX: A and AAAA
+              "--local=/both.test/", "--host-record=both.test,127.0.0.1,::1",  # no MX: A and AAAA
+              "--server=/silent.test/127.0.0.1#%d" % silent.getsockname()[1],
+              "--mx-host=numeric.test,127.0.0.1,10",
+              ] + ["--mx-host=slowmx.test,mx%02d.silent.test,%d" % (i, 10 + i) for i in range(40)] + [ "--mx-host=numloop.test,127.0.0.1,10",
+              "--mx-host=mxcn.test,alias.mxcn.test,10", "--cname=alias.mxcn.test,target.mxcn.test",
+              "--host-record=target.mxcn.test,127.0.0.1",
+              "--mx-host=lh.test,localhost,10", "--host-record=localhost,127.0.0.1,::1",
+              "--mx-host=me.test,tern.test,10", "--host-record=tern.test,127.0.0.1"]  # myhostname
     dns = start_dnsmasq(dns_port, dargs, work)
     transport = {d: "smtp:%s:%d" % (d, s.port) for d, s in sinks.items()}
     transport.update({"nullmx.test": "smtp:nullmx.test:25", "nx.test": "smtp:nx.test:25",
-                      "servfail.test": "smtp:servfail.test:25"})
+                      "servfail.test": "smtp:servfail.test:25", "silent.test": "smtp:silent.test:25",
+                      "slowmx.test": "smtp:slowmx.test:25"})
     t = None
     try:
         t = Tern(transport=transport, conf={"resolver": "127.0.0.1:%d" % dns_port,
@@ -223,11 +255,12 @@ def main():
                                             # one delivery at a time per destination: the
                                             # reuse.test messages queue up behind each other
                                             "default_destination_concurrency_limit": "1"}, name="send")
-        # loop.test goes to tern's own smtpd port: "loops back to myself"
-        t.conf["transport_maps"] = t.make_transport(dict(transport, **{"loop.test": "smtp:loop.test:%d" % t.port}))
+        # these go to tern's own smtpd port: "loops back to myself"
+        t.conf["transport_maps"] = t.make_transport(dict(transport, **{
+            d: "smtp:%s:%d" % (d, t.port) for d in ("loop.test", "numloop.test", "lh.test", "me.test")}))
         t.write_conf()
         t.start()
-        send_all(t, res, sinks)
+        send_all(t, res, sinks, silent)
     except Exception as e:  # report, then clean up
         res.fail("setup", repr(e))
         if t:
@@ -244,6 +277,7 @@ def main():
             dns.wait(5)
         for s in sinks.values():
             s.stop()
+        silent.close()
         shutil.rmtree(work, ignore_errors=True)
     res.exit()
 
@@ -260,7 +294,7 @@ def log_has(t, pattern, timeout=15.0):
     return wait_for(lambda: rx.search(t.log_text()) is not None, timeout)
 
 
-def send_all(t, res, sinks):
+def send_all(t, res, sinks, silent):
     mx = sinks["mx.test"]
     submit(t, ["ok@mx.test", "busy@mx.test", "bad@mx.test"],
            b"Subject: dots\r\n\r\n.leading dot\r\n..two\r\nlast\r\n")
@@ -270,6 +304,8 @@ def send_all(t, res, sinks):
     submit(t, ["u@nx.test"], b"Subject: n\r\n\r\nx\r\n")
     submit(t, ["u@servfail.test"], b"Subject: n\r\n\r\nx\r\n")
     submit(t, ["u@loop.test"], b"Subject: loop\r\n\r\nx\r\n")
+    for dom in ("shell.test", "m500.test", "silent.test", "slowmx.test", "numeric.test", "numloop.test", "mxcn.test", "lh.test", "me.test"):
+        submit(t, ["u@" + dom], b"Subject: " + dom.encode() + b"\r\n\r\nx\r\n")
     submit(t, ["u@seven.test"], "Subject: 8bit\r\nContent-Type: text/plain; charset=utf-8\r\n"
            "Content-Transfer-Encoding: 8bit\r\n\r\ncaf\u00e9 cr\u00e8me\r\n".encode(), eightbit=True)
     submit(t, ["u@small.test"], b"Subject: big\r\n\r\n" + b"y" * 300 + b"\r\n")
@@ -310,6 +346,55 @@ def send_all(t, res, sinks):
     res.check("loops_back_to_myself",
               log_has(t, r"to=<u@loop\.test>, relay=none, .*dsn=5\.4\.6, status=bounced \(mail for loop\.test loops back to myself\)"),
               "no 5.4.6 loop bounce")
+    res.check("dns_timeout_deferred",
+              log_has(t, r"to=<u@silent\.test>, relay=none, .*dsn=4\.4\.3, status=deferred \(Host or domain name not "
+                         r"found\. Name service error for name=silent\.test type=MX: Host not found, try again\)", 30),
+              "no 4.4.3 deferral after the DNS timeout")
+    # 40 MX hosts whose addresses never come: 12 s each (AAAA and A, two
+    # tries of 3 s), so only a bounded lookup budget ends the attempt in time
+    res.check("dns_mx_hosts_timeout_deferred",
+              log_has(t, r"to=<u@slowmx\.test>, relay=none, .*dsn=4\.4\.3, status=deferred \(no usable address for "
+                         r"the MX hosts of slowmx\.test \(.*try again\)\)", 60),
+              "no 4.4.3 deferral for slowmx.test within 60 s")
+    silent.setblocking(False)
+    names = set()
+    for _ in range(1000):
+        try:
+            q = silent.recv(4096)
+        except BlockingIOError:
+            break
+        labels, k = [], 12
+        while k < len(q) and q[k] and len(labels) < 10:
+            labels.append(q[k + 1:k + 1 + q[k]].decode("latin-1"))
+            k += 1 + q[k]
+        names.add(".".join(labels).lower())
+    res.check("dns_timeout_reached_server", "silent.test" in names, "dnsmasq never forwarded silent.test: %r" % names)
+    mxq = sorted(n for n in names if n.endswith(".silent.test"))
+    res.check("dns_mx_hosts_bounded", mxq and mxq[0] == "mx00.silent.test" and len(mxq) <= 3,
+              "MX hosts looked up: %r" % mxq)
+    shell = sinks["shell.test"]
+    res.check("mx_hostile_name_skipped", wait_for(lambda: shell.messages, 15)
+              and log_has(t, r"to=<u@shell\.test>, relay=mx1\.shell\.test\[127\.0\.0\.1\]:%d, .*status=sent" % shell.port, 5)
+              and "warning: ignoring MX record with a malformed host name" in t.log_text()
+              and "reboot" not in t.log_text(), "shell.test: hostile MX not skipped, or the good MX not used")
+    m500 = sinks["m500.test"]
+    res.check("mx_500_records", wait_for(lambda: m500.messages, 20)
+              and log_has(t, r"to=<u@m500\.test>, relay=best\.m500\.test\[127\.0\.0\.1\]:%d, .*status=sent" % m500.port, 5),
+              "m500.test not delivered through its best MX")
+    numeric = sinks["numeric.test"]
+    res.check("numeric_mx_used", wait_for(lambda: numeric.messages, 15)
+              and log_has(t, r"to=<u@numeric\.test>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, .*status=sent" % numeric.port, 5),
+              "numeric.test not delivered to its MX 127.0.0.1")
+    res.check("numeric_mx_warning",
+              log_has(t, r"warning: numeric domain name in MX record for numeric\.test: 127\.0\.0\.1", 5),
+              "no warning about the numeric MX")
+    mxcn = sinks["mxcn.test"]
+    res.check("mx_cname_followed", wait_for(lambda: mxcn.messages, 15)
+              and log_has(t, r"to=<u@mxcn\.test>, relay=alias\.mxcn\.test\[127\.0\.0\.1\]:%d, .*status=sent" % mxcn.port, 5),
+              "mxcn.test not delivered through its MX alias")
+    for name, dom in (("numeric_mx_loop", "numloop"), ("mx_localhost_loop", "lh"), ("mx_own_name_loop", "me")):
+        res.check(name, log_has(t, r"to=<u@%s\.test>, relay=none, .*dsn=5\.4\.6, status=bounced \(mail for %s\.test "
+                                   r"loops back to myself\)" % (dom, dom)), "no 5.4.6 loop bounce for %s.test" % dom)
     seven = sinks["seven.test"]
     if wait_for(lambda: seven.messages, 15):
         data = seven.messages[0][1]

@@ -13,6 +13,16 @@ smtp_tls_policy_maps ("[127.0.0.1]:PORT  level"); certificates are made by the t
   verify_ok_verified            verify + trusted certificate naming 127.0.0.1: "Verified TLS ..."
   may_falls_back_to_plaintext   the TLS handshake breaks: retried without TLS, delivered in plaintext
   encrypt_not_offered_deferred  encrypt + no STARTTLS: "TLS is required, but was not offered"
+  may_454_plaintext             STARTTLS offered, then refused with 454: at may the delivery goes
+                                on in plaintext over the same connection
+  encrypt_454_deferred          the same refusal at encrypt: deferred 4.7.5 "refused to start TLS",
+                                nothing reaches the sink
+  starttls_injection_discarded  "220 go\r\n250 injected\r\n" in one packet (response injection):
+                                the plaintext line after the 220 is discarded with a warning, never
+                                read as the reply to the EHLO inside TLS
+  starttls_454_no_plaintext_auth a TLS-stripping peer: STARTTLS refused with 454 and AUTH offered
+                                in plaintext; credentials exist for it, yet AUTH is never sent
+                                ("not sending AUTH credentials ... without TLS")
   auth_to_smarthost             the sink wants AUTH inside TLS and checks the credentials from
                                 smtp_sasl_password_maps; the password never appears in the log
   ehlo_421_inside_tls           the EHLO inside TLS gets 421: deferred with that reply, and
@@ -39,14 +49,18 @@ if not prerequisites_or_fail(res, "tls_send_build"):
 
 
 class Sink:
-    """starttls: None (not offered), "ok" or "break" (220, then garbage);
-    auth: (user, password) required inside TLS, or None; ehlo421: the EHLO
-    inside TLS gets a 421, and every command after it is kept in after421."""
+    """starttls: None (not offered), "ok", "break" (220, then garbage), "454" (refused)
+    or "inject" (220 and a forged reply in one write, then TLS);
+    auth: (user, password) required inside TLS, or None;
+    harvest: AUTH offered even without TLS and any credentials taken (a downgrading peer);
+    ehlo421: the EHLO inside TLS gets a 421, and every command after it is kept in after421."""
 
-    def __init__(self, cert=None, key=None, starttls="ok", auth=None, ehlo421=False):
+    def __init__(self, cert=None, key=None, starttls="ok", auth=None, harvest=False, ehlo421=False):
         self.port = free_port()
-        self.starttls, self.auth, self.ehlo421 = starttls, auth, ehlo421
+        self.starttls, self.auth, self.harvest, self.ehlo421 = starttls, auth, harvest, ehlo421
+        self.verbs = []
         self.msgs = []   # (tls, authed_user, data)
+        self.starttls_cmds = 0
         self.after421, self.ended = [], 0
         self.ctx = None
         if cert:
@@ -92,6 +106,7 @@ class Sink:
             for _ in range(200):
                 cmd = line()
                 verb = cmd.split(" ")[0].upper()
+                self.verbs.append(verb)
                 if closing:
                     self.after421.append(cmd)
                 elif verb == "EHLO" and tls and self.ehlo421:
@@ -101,16 +116,26 @@ class Sink:
                     ext = ["250-sink.test", "250-PIPELINING"]
                     if self.starttls and not tls:
                         ext.append("250-STARTTLS")
-                    if self.auth and tls:
+                    if (self.auth and tls) or self.harvest:
                         ext.append("250-AUTH PLAIN LOGIN")
                     out("\r\n".join(ext + ["250 8BITMIME"]))
+                elif verb == "STARTTLS" and self.starttls == "454" and not tls:
+                    self.starttls_cmds += 1
+                    out("454 4.7.0 TLS not available due to local problem")
                 elif verb == "STARTTLS" and self.starttls and not tls:
-                    out("220 2.0.0 go ahead")
+                    if self.starttls == "inject":
+                        # one write: whatever the client read after the 220
+                        # arrived in plaintext, before the handshake
+                        sock.sendall(b"220 2.0.0 go ahead\r\n250 injected\r\n")
+                    else:
+                        out("220 2.0.0 go ahead")
                     if self.starttls == "break":
                         sock.sendall(b"this is not a TLS record\r\n" * 4)
                         return
                     sock = self.ctx.wrap_socket(sock, server_side=True)
                     buf[0], tls = b"", True
+                elif verb == "AUTH" and self.harvest:
+                    out("235 2.7.0 thank you")
                 elif verb == "AUTH":
                     parts = cmd.split(" ")
                     if parts[1].upper() == "PLAIN":
@@ -171,6 +196,10 @@ sinks = {
     "enc.test": (Sink(starttls=None), "encrypt"),
     "auth.test": (Sink(self_cert, self_key, auth=("relayuser", "s3cret pass")), "encrypt"),
     "tls421.test": (Sink(self_cert, self_key, ehlo421=True), "may"),
+    "refuse-may.test": (Sink(self_cert, self_key, starttls="454"), "may"),
+    "refuse-enc.test": (Sink(self_cert, self_key, starttls="454"), "encrypt"),
+    "inject.test": (Sink(self_cert, self_key, starttls="inject"), "encrypt"),
+    "strip.test": (Sink(self_cert, self_key, starttls="454", harvest=True), "may"),
 }
 policy = os.path.join(work, "tls_policy")
 with open(policy, "w") as f:
@@ -179,6 +208,7 @@ with open(policy, "w") as f:
 saslpw = os.path.join(work, "sasl_passwd")
 with open(saslpw, "w") as f:
     f.write("[127.0.0.1]:%d relayuser:s3cret pass\n" % sinks["auth.test"][0].port)
+    f.write("[127.0.0.1]:%d stripuser:str1pped pass\n" % sinks["strip.test"][0].port)
 for table in (policy, saslpw):
     subprocess.run([TERNCTL, "makemap", table], check=True, timeout=30)
 os.chmod(saslpw + ".cdb", 0o644)  # test instance: mail_owner must read it
@@ -243,6 +273,39 @@ with Tern(transport=transport, conf=conf, name="tlssend") as t:
         assert wait_for(lambda: sk.ended >= 1, 15), "the connection was not closed"
         assert sk.after421 == [], "sent after the 421: %r" % sk.after421
     res.run("ehlo_421_inside_tls", ehlo421)
+
+    def refused_may():
+        delivered("refuse-may.test", False)
+        assert sinks["refuse-may.test"][0].starttls_cmds == 1, "STARTTLS was not tried once"
+        pat = "to=<rcpt@refuse-may.test>"
+        assert wait_for(lambda: any(pat in l and "status=sent" in l for l in t.log_text().splitlines()), 5), \
+            "no sent line"
+    res.run("may_454_plaintext", refused_may)
+    res.run("encrypt_454_deferred", deferred, "refuse-enc.test",
+            "dsn=4.7.5, status=deferred (TLS is required, but host 127.0.0.1[127.0.0.1] refused to start TLS)")
+
+    def injection():
+        delivered("inject.test", True)
+        pat = "to=<rcpt@inject.test>"
+        assert wait_for(lambda: any(pat in l and "dsn=2.0.0, status=sent (250 2.0.0 queued)" in l
+                                    for l in t.log_text().splitlines()), 5), "no sent line with the real reply"
+        port = sinks["inject.test"][0].port
+        text = t.log_text()
+        assert ("127.0.0.1[127.0.0.1]:%d: 14 bytes of plaintext after the STARTTLS reply discarded" % port) \
+            in text, "no warning"
+        assert "injected" not in text, "the forged reply reached the log"
+    res.run("starttls_injection_discarded", injection)
+
+    def stripped():
+        sk = sinks["strip.test"][0]
+        assert wait_for(lambda: "to=<rcpt@strip.test>" in t.log_text(), 15), "no result for strip.test"
+        assert "STARTTLS" in sk.verbs and "AUTH" not in sk.verbs, "commands: %r" % sk.verbs
+        delivered("strip.test", False)
+        text = t.log_text()
+        assert ("127.0.0.1[127.0.0.1]:%d: not sending AUTH credentials for [127.0.0.1]:%d without TLS"
+                % (sk.port, sk.port)) in text, "no warning"
+        assert "str1pped" not in text
+    res.run("starttls_454_no_plaintext_auth", stripped)
 
 for sk, _ in sinks.values():
     sk.stop()

@@ -5,13 +5,18 @@
  * more records than kept, truncated and inconsistent replies, compression
  * loops), the nexthop parser, and send_resolve on address literals; A/AAAA
  * and CNAME parsing, shuffling of equal preferences, the resolver setting,
- * "loops back to myself" (address and port) and the address preference.
+ * "loops back to myself" (address and port) and the address preference;
+ * a nameserver that never answers (a loopback UDP socket nobody reads):
+ * deferred 4.4.3 after a bounded number of queries.
  */
 #include <arpa/inet.h>
 #include <arpa/nameser.h>
 #include <check.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -513,6 +518,63 @@ START_TEST(test_address_preference)
 }
 END_TEST
 
+/* The MX question of one query datagram, or -1 when it is none. */
+static int question_is_mx(const unsigned char *b, size_t n, const char *want)
+{
+	ns_msg msg;
+	ns_rr q;
+	if (ns_initparse(b, (int)n, &msg) < 0 || ns_msg_count(msg, ns_s_qd) != 1 ||
+	    ns_parserr(&msg, ns_s_qd, 0, &q) < 0)
+		return -1;
+	return ns_rr_type(q) == ns_t_mx && strcasecmp(ns_rr_name(q), want) == 0 ? 0 : -1;
+}
+
+START_TEST(test_resolver_never_answers)
+{
+	/* A bound socket that is never read: queries arrive, no answer leaves. */
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+	char kv[64];
+	ck_assert_int_ge(fd, 0);
+	memset(&sin, 0, sizeof(sin));
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sin, sizeof(sin)), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sin, &len), 0);
+	conf_defaults();
+	snprintf(kv, sizeof(kv), "resolver=127.0.0.1:%u", (unsigned)ntohs(sin.sin_port));
+	set(kv);
+
+	struct send_nexthop nh;
+	struct send_targets *t = malloc(sizeof(*t));
+	struct send_error err;
+	ck_assert_ptr_nonnull(t);
+	memset(&err, 0, sizeof(err));
+	ck_assert_int_eq(send_nexthop_parse("silent.test:2525", &nh), 0);
+	ck_assert_int_eq(send_resolve(&nh, t, &err), -1);
+	ck_assert_int_eq(err.status, DELIVER_TEMP);
+	ck_assert_str_eq(err.dsn, "4.4.3");
+	ck_assert_msg(strstr(err.text, "name=silent.test type=MX: Host not found, try again") != NULL, "%s", err.text);
+
+	/* The MX query was sent and retried a bounded number of times (the
+	 * resolver's retry count); no A/AAAA fallback after a failed MX lookup. */
+	unsigned char b[NS_PACKETSZ];
+	int queries = 0;
+	for (int i = 0; i < 64; i++) {
+		ssize_t n = recv(fd, b, sizeof(b), MSG_DONTWAIT);
+		if (n < 0)
+			break;
+		ck_assert_msg(question_is_mx(b, (size_t)n, "silent.test") == 0, "query %d is not MX silent.test", i);
+		queries++;
+	}
+	ck_assert_int_ge(queries, 1);
+	ck_assert_int_le(queries, 2);
+	close(fd);
+	free(t);
+}
+END_TEST
+
 static Suite *dns_suite(void)
 {
 	Suite *s = suite_create("send_dns");
@@ -532,6 +594,11 @@ static Suite *dns_suite(void)
 	tcase_add_test(tc, test_loops_back_to_myself);
 	tcase_add_test(tc, test_address_preference);
 	suite_add_tcase(s, tc);
+	/* waits out the resolver's timeouts (two tries of at most 3 s) */
+	TCase *slow = tcase_create("silent resolver");
+	tcase_set_timeout(slow, 20);
+	tcase_add_test(slow, test_resolver_never_answers);
+	suite_add_tcase(s, slow);
 	return s;
 }
 
