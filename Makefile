@@ -91,8 +91,11 @@ $(B)/tests/unit/%.o: tests/unit/%.c
 	$(CC) $(CPPFLAGS) -Itests/unit/lib $(CHECK_CFLAGS) $(ALL_CFLAGS) -Wno-missing-prototypes -MMD -MP -c -o $@ $<
 $(B)/tests/unit/common/test_%: $(B)/tests/unit/common/test_%.o $(TESTLIB_OBJ) $(B)/libcommon.a
 	$(CC) $(ALL_CFLAGS) $(HARDEN_LD) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+# A directory's fixtures (tests/unit/<dir>/fix_*.c, shared by several of its
+# test files) are linked into each of its runners.
 define unit_rules
-$$(B)/tests/unit/$(1)/test_%: $$(B)/tests/unit/$(1)/test_%.o $$(TESTLIB_OBJ) $$(B)/lib$(1).a $$(B)/libcommon.a
+FIX_OBJ_$(1) := $$(patsubst %.c,$$(B)/%.o,$$(wildcard tests/unit/$(1)/fix_*.c))
+$$(B)/tests/unit/$(1)/test_%: $$(B)/tests/unit/$(1)/test_%.o $$(FIX_OBJ_$(1)) $$(TESTLIB_OBJ) $$(B)/lib$(1).a $$(B)/libcommon.a
 	$$(CC) $$(ALL_CFLAGS) $$(HARDEN_LD) $$(LDFLAGS) -o $$@ $$^ $$(CHECK_LIBS) $$(LDLIBS)
 endef
 $(foreach d,$(DIRS),$(eval $(call unit_rules,$(d))))
