@@ -21,7 +21,11 @@ at the end even on failure) and checks, through the real daemons:
                inside the command); ignored when a symlink, group writable, or
                owned by another user
   pipe_*       alias commands run as default_privs (uid/gid from inside), exit
-               0 sent, 75 deferred, 67 bounced 5.1.1 with the output, time-out
+               0 sent, 75 deferred, 67 bounced 5.1.1 with the output, time-out;
+               killed by a signal deferred; the time limit kills a background
+               child too; a command closing its input unread with 1 MiB to
+               come is delivered; 4 MB of output bounded in the DSN text; no
+               variable of the agent's environment and no fd past 2 reaches it
   file_*       /file target appended in mbox format
   virtual_*    virtual mailbox domain: delivery as the static uid, unknown
                address rejected at RCPT
@@ -49,6 +53,9 @@ from tern_harness import (BUILD, DAEMON_DIR, TERNCTL, Results, SmtpSink, Tern,  
 
 res = Results()
 PREFIX = "ternt_%d_" % (os.getpid() % 100000)
+ENV_MARKER = "TERN_TEST_INHERITED_MARKER"
+PIPE_ENV = {"HOME", "USER", "LOGNAME", "SHELL", "PATH", "SENDER", "RECIPIENT", "LOCAL", "EXTENSION", "DOMAIN",
+            "ORIGINAL_RECIPIENT", "PWD"}  # PWD: the shell's own
 USERS = []
 
 
@@ -170,6 +177,11 @@ tempfail: "|exit 75"
 nouser: "|echo no such luser here; exit 67"
 slow: "|sleep 30"
 tofile: %(out)s/archive
+killed: "|kill -9 $$"
+pgroup: "|test -e %(out)s/pgroup.stop && exit 0; sleep 60 & echo $! >> %(out)s/pgroup.pid; sleep 60"
+noread: "|exec 0<&-; sleep 1"
+chatty: "|head -c 4000000 /dev/zero | tr -c x e >&2; exit 1"
+envdump: "|env > %(out)s/env.txt; ls -l /proc/self/fd > %(out)s/fds.txt"
 """ % {"a": a.pw_name, "b": b.pw_name, "inc": inc, "out": out})
     t.conf.update({"alias_maps": aliases, "virtual_mailbox_domains": "virt.test",
                    "virtual_mailbox_maps": os.path.join(t.dir, "vmaps"),
@@ -186,7 +198,13 @@ def test_main():
         t, a, b, c, out, nobody, vbase = main_instance(sink)
         rc, text = newaliases(t)
         res.check("aliases_newaliases", rc == 0 and "aliases" in text, text)
-        t.start()
+        # What the agent inherits must not reach a command (pipe_clean_env).
+        os.environ[ENV_MARKER] = "inherited"
+        os.environ["LD_LIBRARY_PATH"] = "/nonexistent-tern-test"
+        try:
+            t.start()
+        finally:
+            del os.environ[ENV_MARKER], os.environ["LD_LIBRARY_PATH"]
         port = t.port
 
         def fanout():
@@ -310,6 +328,60 @@ def test_main():
             send(port, "slow@localhost")
             wait_log(t, r"to=<slow@localhost>.*status=deferred \(command time limit exceeded", 20)
         res.run("pipe_timeout_deferred", pipe_timeout)
+
+        def pipe_signal():
+            send(port, "killed@localhost")
+            wait_log(t, r"to=<killed@localhost>.*dsn=4\.3\.0, status=deferred \(command .* killed by signal 9")
+        res.run("pipe_killed_by_signal_deferred", pipe_signal)
+
+        def pipe_process_group():
+            # The command leaves a background sleep holding its output
+            # open; the time limit must kill it too, not just the shell.
+            send(port, "pgroup@localhost")
+            wait_log(t, r"to=<pgroup@localhost>.*status=deferred \(command time limit exceeded", 20)
+            write(os.path.join(out, "pgroup.stop"), "")  # the retries exit at once
+            pid = int(read(os.path.join(out, "pgroup.pid")).split()[0])
+
+            def gone():
+                try:
+                    with open("/proc/%d/stat" % pid) as fh:
+                        return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+                except FileNotFoundError:
+                    return True
+            assert wait_for(gone, 5), "background process %d of the command survived the time limit" % pid
+            wait_log(t, r"to=<pgroup@localhost>.*status=sent \(delivered to command", 20)
+        res.run("pipe_timeout_kills_process_group", pipe_process_group)
+
+        def pipe_noread():
+            # 1 MiB cannot fit in a pipe: the command closes its input
+            # unread and lives on, so the writes end with EPIPE; its exit 0
+            # still counts as delivered.
+            send(port, "noread@localhost", body=("z" * 511 + "\n") * 2048)
+            wait_log(t, r"to=<noread@localhost>.*status=sent \(delivered to command: exec 0<&-; sleep 1", 20)
+        res.run("pipe_command_ignores_1mib_input_delivered", pipe_noread)
+
+        def pipe_chatty():
+            # 4 MB on stderr is drained (no hang) and only its start is kept.
+            send(port, "chatty@localhost")
+            wait_log(t, r"to=<chatty@localhost>.*dsn=5\.3\.0, status=bounced \(command .* exit 1: eeee", 20)
+            line = [l for l in t.log_text().splitlines() if "to=<chatty@localhost>" in l and "bounced" in l][0]
+            assert 0 < line.count("e" * 100) and len(line) < 2000, "DSN text %d bytes long" % len(line)
+        res.run("pipe_megabytes_of_output_truncated", pipe_chatty)
+
+        def pipe_env_fds():
+            send(port, "envdump@localhost")
+            fds = os.path.join(out, "fds.txt")
+            assert wait_for(lambda: os.path.exists(fds) and "-> " in read(fds), 15), "command did not run"
+            wait_log(t, r"to=<envdump@localhost>.*status=sent")
+            env = dict(l.split("=", 1) for l in read(os.path.join(out, "env.txt")).splitlines() if "=" in l)
+            assert ENV_MARKER not in env and "LD_LIBRARY_PATH" not in env, "inherited: %s" % sorted(env)
+            assert set(env) <= PIPE_ENV, "unexpected variables %s" % sorted(set(env) - PIPE_ENV)
+            assert env["RECIPIENT"] == "envdump@localhost", env
+            # ls's own directory descriptor aside, only 0-2 may be open.
+            open_fds = sorted(int(m.group(1)) for m in re.finditer(r" (\d+) -> (\S+)", read(fds))
+                              if not m.group(2).startswith("/proc/"))
+            assert open_fds == [0, 1, 2], "descriptors: %s" % read(fds)
+        res.run("pipe_clean_env_and_fds", pipe_env_fds)
 
         def file_target():
             send(port, "tofile@localhost", body="From the file test\n")
