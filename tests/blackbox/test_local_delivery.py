@@ -32,7 +32,8 @@ at the end even on failure) and checks, through the real daemons:
   loop_*       Delivered-To: for the recipient bounces 5.4.6
   mbox_*       (second instance, home_mailbox empty) mbox in the spool,
                concurrent deliveries never interleave, >From quoting,
-               mailbox_size_limit bounces and leaves the mbox as it was
+               mailbox_size_limit bounces and leaves the mbox as it was; a
+               stale dotlock is removed; a held one defers 4.2.0
 """
 
 import ctypes
@@ -500,6 +501,38 @@ def test_mbox():
             wait_log(t, r"dsn=5\.2\.2, status=bounced")
             assert os.path.getsize(mbox) == before, "mbox changed: %d -> %d" % (before, os.path.getsize(mbox))
         res.run("mbox_size_limit_truncates", size_limit)
+
+        def stale_lock():
+            # A dotlock older than the stale limit (300 s) is a dead
+            # writer's: removed, and the delivery goes ahead.
+            lock = mbox + ".lock"
+            write(lock, "", mode=0o600, owner=u)
+            old = time.time() - 1000
+            os.utime(lock, (old, old))
+            before = os.path.getsize(mbox)
+            send(t.port, "%s@localhost" % u.pw_name, body="after a stale lock\n")
+            assert wait_for(lambda: "after a stale lock" in read(mbox), 15), "not delivered"
+            assert os.path.getsize(mbox) > before and not os.path.lexists(lock), "stale lock left"
+            wait_log(t, r"removing stale lock %s" % re.escape(lock))
+        res.run("mbox_stale_dotlock_removed", stale_lock)
+
+        def lock_timeout():
+            # A fresh dotlock held past the lock retries (about 10 s):
+            # deferred 4.2.0, the mbox untouched; delivered once released.
+            lock = mbox + ".lock"
+            write(lock, "", mode=0o600, owner=u)
+            before = os.path.getsize(mbox)
+            try:
+                send(t.port, "%s@localhost" % u.pw_name, body="behind a held lock\n")
+                wait_log(t, r"to=<%s@localhost>.*dsn=4\.2\.0, status=deferred \(mailbox .* is locked" % u.pw_name,
+                         30)
+                assert os.path.getsize(mbox) == before, "mbox written while locked"
+                assert os.path.exists(lock), "a fresh lock was removed"
+            finally:
+                if os.path.lexists(lock):
+                    os.unlink(lock)
+            assert wait_for(lambda: "behind a held lock" in read(mbox), 30), "not delivered after the unlock"
+        res.run("mbox_dotlock_held_deferred", lock_timeout)
     finally:
         t.cleanup()
 
