@@ -33,7 +33,9 @@ at the end even on failure) and checks, through the real daemons:
   mbox_*       (second instance, home_mailbox empty) mbox in the spool,
                concurrent deliveries never interleave, >From quoting,
                mailbox_size_limit bounces and leaves the mbox as it was; a
-               stale dotlock is removed; a held one defers 4.2.0
+               stale dotlock is removed; a held one defers 4.2.0; a mailbox
+               that is a symlink to /etc/passwd, a hard link to a symlink or
+               to another file bounces 5.2.0 and nothing is written through it
 """
 
 import ctypes
@@ -533,6 +535,35 @@ def test_mbox():
                     os.unlink(lock)
             assert wait_for(lambda: "behind a held lock" in read(mbox), 30), "not delivered after the unlock"
         res.run("mbox_dotlock_held_deferred", lock_timeout)
+
+        def unsafe(kind):
+            # The user (who may write the spool) points the mailbox at a
+            # file it must not change: nothing is written through it.
+            v = add_user(t.dir, {"passwd": "p", "hardlinked_symlink": "hs", "hardlinked_file": "hf"}[kind])
+            box = os.path.join(spool, v.pw_name)
+            victim = os.path.join(t.dir, "victim.%s" % kind)
+            if kind == "passwd":
+                os.symlink("/etc/passwd", box)
+                victim = "/etc/passwd"
+            elif kind == "hardlinked_symlink":
+                write(victim, "victim\n", owner=v)
+                os.symlink(victim, victim + ".sym")
+                os.lchown(victim + ".sym", v.pw_uid, v.pw_gid)
+                os.link(victim + ".sym", box, follow_symlinks=False)
+            else:
+                write(victim, "victim\n", mode=0o600, owner=v)
+                os.link(victim, box)
+            if kind != "passwd":
+                os.lchown(box, v.pw_uid, v.pw_gid)
+            with open(victim, "rb") as f:
+                want = f.read()
+            send(t.port, "%s@localhost" % v.pw_name, body="through the link\n")
+            wait_log(t, r"to=<%s@localhost>.*dsn=5\.2\.0, status=bounced \(refusing to deliver to %s: "
+                     % (v.pw_name, re.escape(box)))
+            with open(victim, "rb") as f:
+                assert f.read() == want, "%s was written" % victim
+        for kind in ("passwd", "hardlinked_symlink", "hardlinked_file"):
+            res.run("mbox_unsafe_%s_bounced" % kind, unsafe, kind)
     finally:
         t.cleanup()
 
