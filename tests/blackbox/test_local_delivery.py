@@ -33,13 +33,15 @@ at the end even on failure) and checks, through the real daemons:
   mbox_*       (second instance, home_mailbox empty) mbox in the spool,
                concurrent deliveries never interleave, >From quoting,
                mailbox_size_limit bounces and leaves the mbox as it was; a
-               stale dotlock is removed; a held one defers 4.2.0; a mailbox
-               that is a symlink to /etc/passwd, a hard link to a symlink or
-               to another file bounces 5.2.0 and nothing is written through it
+               stale dotlock is removed; a held one (or an fcntl lock)
+               defers 4.2.0; a mailbox that is a symlink to /etc/passwd, a
+               hard link to a symlink or to another file bounces 5.2.0 and
+               nothing is written through it
 """
 
 import ctypes
 import errno
+import fcntl
 import os
 import pwd
 import re
@@ -535,6 +537,25 @@ def test_mbox():
                     os.unlink(lock)
             assert wait_for(lambda: "behind a held lock" in read(mbox), 30), "not delivered after the unlock"
         res.run("mbox_dotlock_held_deferred", lock_timeout)
+
+        def fcntl_held():
+            # No dotlock, but another process holds an fcntl lock on the
+            # mbox: the same 4.2.0 deferral, the dotlock taken back.
+            before = os.path.getsize(mbox)
+            locked = re.compile(r"to=<%s@localhost>.*dsn=4\.2\.0, status=deferred \(mailbox .* is locked"
+                                % u.pw_name)
+            seen = len(locked.findall(t.log_text()))  # the dotlock test's
+            with open(mbox, "ab") as f:
+                fcntl.lockf(f, fcntl.LOCK_EX)
+                try:
+                    send(t.port, "%s@localhost" % u.pw_name, body="behind an fcntl lock\n")
+                    assert wait_for(lambda: len(locked.findall(t.log_text())) > seen, 30), "not deferred"
+                    assert os.path.getsize(mbox) == before, "mbox written while locked"
+                    assert not os.path.lexists(mbox + ".lock"), "dotlock left behind"
+                finally:
+                    fcntl.lockf(f, fcntl.LOCK_UN)
+            assert wait_for(lambda: "behind an fcntl lock" in read(mbox), 30), "not delivered after the unlock"
+        res.run("mbox_fcntl_lock_held_deferred", fcntl_held)
 
         def unsafe(kind):
             # The user (who may write the spool) points the mailbox at a
