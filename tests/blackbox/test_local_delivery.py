@@ -27,6 +27,9 @@ at the end even on failure) and checks, through the real daemons:
                come is delivered; 4 MB of output bounded in the DSN text; no
                variable of the agent's environment and no fd past 2 reaches it
   file_*       /file target appended in mbox format
+  metachar_*   "|touch x", "$(touch x)", "${run{...}}" recipients get 550 5.1.1
+               at RCPT; in a real user's extension they reach the mailbox and
+               a .forward command's $EXTENSION as text, never evaluated
   virtual_*    virtual mailbox domain: delivery as the static uid, unknown
                address rejected at RCPT
   loop_*       Delivered-To: for the recipient bounces 5.4.6
@@ -433,6 +436,43 @@ def test_main():
             os.unlink(fwd)
         for kind in ("symlink", "groupwritable", "otherowner"):
             res.run("forward_refused_%s" % kind, forward_refused, kind)
+
+        def metachars_unknown():
+            # Shell and expansion syntax in a recipient is data: an unknown
+            # local user is refused at RCPT and nothing is run, then or later.
+            made = [os.path.join(out, "meta%d" % i) for i in range(3)]
+            rcpts = ['"|touch %s"@localhost' % made[0], '"$(touch %s)"@localhost' % made[1],
+                     '"${run{/bin/touch %s}}"@localhost' % made[2]]
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+                s.ehlo("client.test")
+                s.mail("x@remote.test")
+                for r in rcpts:
+                    code, text = s.rcpt(r)
+                    assert code == 550 and b"5.1.1" in text, "%s: %d %r" % (r, code, text)
+            assert not any(os.path.exists(f) for f in made), "a metacharacter recipient ran a command"
+        res.run("metachar_recipients_unknown_550", metachars_unknown)
+
+        def metachars_extension():
+            # The same syntax in the extension of a real user reaches the
+            # mailbox and a .forward command as plain text, never evaluated.
+            # (Relative names: the command runs in c's home, and the local
+            # part must stay within 64 octets; unquoted, so no space or ';'.)
+            made = [os.path.join(c.pw_dir, "m%d" % i) for i in range(3)]
+            got = os.path.join(out, "metaext.txt")
+            fwd = os.path.join(c.pw_dir, ".forward")
+            write(fwd, "\\%s, \"|printf %%s $EXTENSION > %s\"\n" % (c.pw_name, got), owner=c)
+            try:
+                for ext in ("|touch${IFS}m0", "`touch${IFS}m1`", "${run{/bin/touch${IFS}m2}}"):
+                    n = len(maildir_files(c.pw_dir))
+                    send(port, "%s+%s@localhost" % (c.pw_name, ext))
+                    assert wait_for(lambda: os.path.exists(got) and read(got) == ext, 15), \
+                        "EXTENSION %r" % (read(got) if os.path.exists(got) else None)
+                    assert wait_for(lambda: len(maildir_files(c.pw_dir)) > n, 15), "no mailbox copy"
+                time.sleep(0.5)
+                assert not any(os.path.exists(f) for f in made), "the extension was evaluated"
+            finally:
+                os.unlink(fwd)
+        res.run("metachar_extension_inert", metachars_extension)
 
         def virtual():
             send(port, "v1@virt.test")
