@@ -18,8 +18,8 @@ at the end even on failure) and checks, through the real daemons:
                /proc/self/fd fails (LD_PRELOAD shim, ENOENT): each message is
                written again through tmp/ and delivered exactly once
   forward_*    .forward with \\user and a pipe run as the user (uid/gid checked
-               inside the command); ignored when a symlink, group writable, or
-               owned by another user
+               inside the command); ignored when a symlink, group writable,
+               owned by another user, or in a group or world writable home
   pipe_*       alias commands run as default_privs (uid/gid from inside), exit
                0 sent, 75 deferred, 67 bounced 5.1.1 with the output, time-out;
                killed by a signal deferred; the time limit kills a background
@@ -419,7 +419,10 @@ def test_main():
             if os.path.lexists(fwd):
                 os.unlink(fwd)
             text = "\"|touch %s\"\n" % target
-            if kind == "symlink":
+            if kind.startswith("home"):
+                write(fwd, text, owner=c)
+                os.chmod(c.pw_dir, 0o775 if kind == "homegroupwritable" else 0o757)
+            elif kind == "symlink":
                 real = os.path.join(c.pw_dir, "real.forward")
                 write(real, text, owner=c)
                 os.symlink(real, fwd)
@@ -428,13 +431,19 @@ def test_main():
                 write(fwd, text, mode=0o664, owner=c)
             else:
                 write(fwd, text, owner=b)
-            n = len(maildir_files(c.pw_dir))
-            send(port, "%s@localhost" % c.pw_name)
-            assert wait_for(lambda: len(maildir_files(c.pw_dir)) > n, 15), "mail not in the mailbox"
-            assert not os.path.exists(target), ".forward was used"
-            assert re.search(r"ignored %s" % re.escape(fwd), t.log_text()), "no log line"
-            os.unlink(fwd)
-        for kind in ("symlink", "groupwritable", "otherowner"):
+            why = "its directory is group or world writable" if kind.startswith("home") else ""
+            ignored = re.compile(r"ignored %s \(%s" % (re.escape(fwd), re.escape(why)))
+            seen = len(ignored.findall(t.log_text()))
+            try:
+                n = len(maildir_files(c.pw_dir))
+                send(port, "%s@localhost" % c.pw_name)
+                assert wait_for(lambda: len(maildir_files(c.pw_dir)) > n, 15), "mail not in the mailbox"
+                assert not os.path.exists(target), ".forward was used"
+                assert wait_for(lambda: len(ignored.findall(t.log_text())) > seen, 5), "no log line"
+            finally:
+                os.chmod(c.pw_dir, 0o755)
+                os.unlink(fwd)
+        for kind in ("symlink", "groupwritable", "otherowner", "homegroupwritable", "homeworldwritable"):
             res.run("forward_refused_%s" % kind, forward_refused, kind)
 
         def metachars_unknown():
