@@ -39,7 +39,8 @@ at the end even on failure) and checks, through the real daemons:
                stale dotlock is removed; a held one (or an fcntl lock)
                defers 4.2.0; a mailbox that is a symlink to /etc/passwd, a
                hard link to a symlink or to another file bounces 5.2.0 and
-               nothing is written through it
+               nothing is written through it; root's forward file never
+               runs (root's mail deferred 4.7.0)
 """
 
 import ctypes
@@ -520,6 +521,8 @@ def test_mbox():
         os.chmod(spool, 0o1777)
         t.conf["mail_spool_directory"] = spool
         t.conf["alias_maps"] = ""
+        # Root's own home gets a forward file only under this unique name.
+        t.conf["forward_path"] = ".tern-test-forward-%d" % os.getpid()
         t.write_conf()
         u = add_user(t.dir, "m")
         t.start()
@@ -634,6 +637,21 @@ def test_mbox():
                 assert f.read() == want, "%s was written" % victim
         for kind in ("passwd", "hardlinked_symlink", "hardlinked_file"):
             res.run("mbox_unsafe_%s_bounced" % kind, unsafe, kind)
+
+        def root_forward():
+            # Root's forward file is never read (a command in it would run
+            # as root) and root's own mailbox is refused: deferred 4.7.0.
+            fwd = os.path.join(pwd.getpwuid(0).pw_dir, t.conf["forward_path"])
+            ran = os.path.join(t.dir, "root.ran")
+            write(fwd, "\"|touch %s\"\n" % ran, mode=0o600)
+            try:
+                send(t.port, "root@localhost")
+                wait_log(t, r"to=<root@localhost>.*dsn=4\.7\.0, status=deferred")
+                time.sleep(0.5)
+                assert not os.path.exists(ran), "root's forward file ran a command"
+            finally:
+                os.unlink(fwd)
+        res.run("root_forward_never_runs", root_forward)
     finally:
         t.cleanup()
 
