@@ -12,6 +12,8 @@ at the end even on failure) and checks, through the real daemons:
                (the P<pid> of the file names), which runs as the user
   maildir_nothing_in_tmp  after those deliveries Maildir tmp/ is empty and
                every file in new/ has one link
+  maildir_symlinked_new_written_as_user  Maildir/new a symlink to a root
+               directory: nothing written there, deferred until restored
   passwd_home_change_seen  the passwd entry gets a new home: a few seconds later
                (the agent's passwd cache) mail goes to the new home
   maildir_tmpfile_fallback  (third instance) the agent's link through
@@ -446,6 +448,29 @@ def test_main():
                 os.unlink(fwd)
         for kind in ("symlink", "groupwritable", "otherowner", "homegroupwritable", "homeworldwritable"):
             res.run("forward_refused_%s" % kind, forward_refused, kind)
+
+        def maildir_symlinked_new():
+            # A user may point Maildir/new anywhere (as Postfix allows): the
+            # write is made as the user, so a directory the user cannot
+            # write gets nothing and the delivery is deferred.
+            new = os.path.join(a.pw_dir, "Maildir", "new")
+            rootdir = os.path.join(t.dir, "rootonly")
+            os.makedirs(rootdir)
+            os.chmod(rootdir, 0o755)
+            os.rename(new, new + ".real")
+            os.symlink(rootdir, new)
+            os.lchown(new, a.pw_uid, a.pw_gid)
+            try:
+                send(port, "%s@localhost" % a.pw_name, body="through a symlinked new\n")
+                wait_log(t, r"to=<%s@localhost>.*dsn=4\.3\.0, status=deferred \(maildir delivery failed: .*"
+                         r"Permission denied" % a.pw_name)
+                assert not os.listdir(rootdir), "written as root: %s" % os.listdir(rootdir)
+            finally:
+                os.unlink(new)
+                os.rename(new + ".real", new)
+            assert wait_for(lambda: any("through a symlinked new" in read(f) for f in maildir_files(a.pw_dir)), 15), \
+                "not delivered once new/ was back"
+        res.run("maildir_symlinked_new_written_as_user", maildir_symlinked_new)
 
         def metachars_unknown():
             # Shell and expansion syntax in a recipient is data: an unknown
