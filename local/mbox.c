@@ -12,7 +12,8 @@
  * locked then is a temporary failure (4.2.0).
  *
  * Safety: the file is opened O_NOFOLLOW|O_APPEND, must be a regular file
- * with one link owned by the delivering uid (created 0600 when missing).
+ * with one link owned by the delivering uid (created 0600 when missing);
+ * a symlink or any other unsafe file is bounced 5.2.0 untouched.
  * Its size is taken after locking; on any failure (write, fsync, EFBIG from
  * RLIMIT_FSIZE, mailbox_size_limit) it is truncated back to that size, so a
  * reader never sees half a message.  EFBIG and the size limit bounce
@@ -241,6 +242,14 @@ void mbox_deliver(const struct local_dest *d, const struct local_msg *msg, const
 		locked = 1;
 	}
 	fd = open(d->path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0600);
+	if (fd < 0 && errno == ELOOP) {
+		/* A symlink (or a hard link to one) is a mailbox problem that
+		 * waiting will not fix: bounced like a multiply linked file, as
+		 * Postfix bounces (5.2.0) what its safe_open refuses. */
+		log_warning("refusing mailbox %s: a symbolic link", d->path);
+		deliver_set_result(rc, DELIVER_PERM, "5.2.0", "refusing to deliver to %s: symbolic link", d->path);
+		goto done;
+	}
 	if (fd < 0) {
 		err = errno;
 		goto out;

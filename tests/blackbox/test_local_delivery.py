@@ -12,27 +12,42 @@ at the end even on failure) and checks, through the real daemons:
                (the P<pid> of the file names), which runs as the user
   maildir_nothing_in_tmp  after those deliveries Maildir tmp/ is empty and
                every file in new/ has one link
+  maildir_symlinked_new_written_as_user  Maildir/new a symlink to a root
+               directory: nothing written there, deferred until restored
   passwd_home_change_seen  the passwd entry gets a new home: a few seconds later
                (the agent's passwd cache) mail goes to the new home
   maildir_tmpfile_fallback  (third instance) the agent's link through
                /proc/self/fd fails (LD_PRELOAD shim, ENOENT): each message is
                written again through tmp/ and delivered exactly once
   forward_*    .forward with \\user and a pipe run as the user (uid/gid checked
-               inside the command); ignored when a symlink, group writable, or
-               owned by another user
+               inside the command); ignored when a symlink, group writable,
+               owned by another user, or in a group or world writable home
   pipe_*       alias commands run as default_privs (uid/gid from inside), exit
-               0 sent, 75 deferred, 67 bounced 5.1.1 with the output, time-out
+               0 sent, 75 deferred, 67 bounced 5.1.1 with the output, time-out;
+               killed by a signal deferred; the time limit kills a background
+               child too; a command closing its input unread with 1 MiB to
+               come is delivered; 4 MB of output bounded in the DSN text; no
+               variable of the agent's environment and no fd past 2 reaches it
   file_*       /file target appended in mbox format
+  metachar_*   "|touch x", "$(touch x)", "${run{...}}" recipients get 550 5.1.1
+               at RCPT; in a real user's extension they reach the mailbox and
+               a .forward command's $EXTENSION as text, never evaluated
   virtual_*    virtual mailbox domain: delivery as the static uid, unknown
                address rejected at RCPT
   loop_*       Delivered-To: for the recipient bounces 5.4.6
   mbox_*       (second instance, home_mailbox empty) mbox in the spool,
                concurrent deliveries never interleave, >From quoting,
-               mailbox_size_limit bounces and leaves the mbox as it was
+               mailbox_size_limit bounces and leaves the mbox as it was; a
+               stale dotlock is removed; a held one (or an fcntl lock)
+               defers 4.2.0; a mailbox that is a symlink to /etc/passwd, a
+               hard link to a symlink or to another file bounces 5.2.0 and
+               nothing is written through it; root's forward file never
+               runs (root's mail deferred 4.7.0)
 """
 
 import ctypes
 import errno
+import fcntl
 import os
 import pwd
 import re
@@ -49,6 +64,9 @@ from tern_harness import (BUILD, DAEMON_DIR, TERNCTL, Results, SmtpSink, Tern,  
 
 res = Results()
 PREFIX = "ternt_%d_" % (os.getpid() % 100000)
+ENV_MARKER = "TERN_TEST_INHERITED_MARKER"
+PIPE_ENV = {"HOME", "USER", "LOGNAME", "SHELL", "PATH", "SENDER", "RECIPIENT", "LOCAL", "EXTENSION", "DOMAIN",
+            "ORIGINAL_RECIPIENT", "PWD"}  # PWD: the shell's own
 USERS = []
 
 
@@ -170,6 +188,11 @@ tempfail: "|exit 75"
 nouser: "|echo no such luser here; exit 67"
 slow: "|sleep 30"
 tofile: %(out)s/archive
+killed: "|kill -9 $$"
+pgroup: "|test -e %(out)s/pgroup.stop && exit 0; sleep 60 & echo $! >> %(out)s/pgroup.pid; sleep 60"
+noread: "|exec 0<&-; sleep 1"
+chatty: "|head -c 4000000 /dev/zero | tr -c x e >&2; exit 1"
+envdump: "|env > %(out)s/env.txt; ls -l /proc/self/fd > %(out)s/fds.txt"
 """ % {"a": a.pw_name, "b": b.pw_name, "inc": inc, "out": out})
     t.conf.update({"alias_maps": aliases, "virtual_mailbox_domains": "virt.test",
                    "virtual_mailbox_maps": os.path.join(t.dir, "vmaps"),
@@ -186,7 +209,13 @@ def test_main():
         t, a, b, c, out, nobody, vbase = main_instance(sink)
         rc, text = newaliases(t)
         res.check("aliases_newaliases", rc == 0 and "aliases" in text, text)
-        t.start()
+        # What the agent inherits must not reach a command (pipe_clean_env).
+        os.environ[ENV_MARKER] = "inherited"
+        os.environ["LD_LIBRARY_PATH"] = "/nonexistent-tern-test"
+        try:
+            t.start()
+        finally:
+            del os.environ[ENV_MARKER], os.environ["LD_LIBRARY_PATH"]
         port = t.port
 
         def fanout():
@@ -311,6 +340,60 @@ def test_main():
             wait_log(t, r"to=<slow@localhost>.*status=deferred \(command time limit exceeded", 20)
         res.run("pipe_timeout_deferred", pipe_timeout)
 
+        def pipe_signal():
+            send(port, "killed@localhost")
+            wait_log(t, r"to=<killed@localhost>.*dsn=4\.3\.0, status=deferred \(command .* killed by signal 9")
+        res.run("pipe_killed_by_signal_deferred", pipe_signal)
+
+        def pipe_process_group():
+            # The command leaves a background sleep holding its output
+            # open; the time limit must kill it too, not just the shell.
+            send(port, "pgroup@localhost")
+            wait_log(t, r"to=<pgroup@localhost>.*status=deferred \(command time limit exceeded", 20)
+            write(os.path.join(out, "pgroup.stop"), "")  # the retries exit at once
+            pid = int(read(os.path.join(out, "pgroup.pid")).split()[0])
+
+            def gone():
+                try:
+                    with open("/proc/%d/stat" % pid) as fh:
+                        return fh.read().rsplit(")", 1)[1].split()[0] in ("Z", "X")
+                except FileNotFoundError:
+                    return True
+            assert wait_for(gone, 5), "background process %d of the command survived the time limit" % pid
+            wait_log(t, r"to=<pgroup@localhost>.*status=sent \(delivered to command", 20)
+        res.run("pipe_timeout_kills_process_group", pipe_process_group)
+
+        def pipe_noread():
+            # 1 MiB cannot fit in a pipe: the command closes its input
+            # unread and lives on, so the writes end with EPIPE; its exit 0
+            # still counts as delivered.
+            send(port, "noread@localhost", body=("z" * 511 + "\n") * 2048)
+            wait_log(t, r"to=<noread@localhost>.*status=sent \(delivered to command: exec 0<&-; sleep 1", 20)
+        res.run("pipe_command_ignores_1mib_input_delivered", pipe_noread)
+
+        def pipe_chatty():
+            # 4 MB on stderr is drained (no hang) and only its start is kept.
+            send(port, "chatty@localhost")
+            wait_log(t, r"to=<chatty@localhost>.*dsn=5\.3\.0, status=bounced \(command .* exit 1: eeee", 20)
+            line = [l for l in t.log_text().splitlines() if "to=<chatty@localhost>" in l and "bounced" in l][0]
+            assert 0 < line.count("e" * 100) and len(line) < 2000, "DSN text %d bytes long" % len(line)
+        res.run("pipe_megabytes_of_output_truncated", pipe_chatty)
+
+        def pipe_env_fds():
+            send(port, "envdump@localhost")
+            fds = os.path.join(out, "fds.txt")
+            assert wait_for(lambda: os.path.exists(fds) and "-> " in read(fds), 15), "command did not run"
+            wait_log(t, r"to=<envdump@localhost>.*status=sent")
+            env = dict(l.split("=", 1) for l in read(os.path.join(out, "env.txt")).splitlines() if "=" in l)
+            assert ENV_MARKER not in env and "LD_LIBRARY_PATH" not in env, "inherited: %s" % sorted(env)
+            assert set(env) <= PIPE_ENV, "unexpected variables %s" % sorted(set(env) - PIPE_ENV)
+            assert env["RECIPIENT"] == "envdump@localhost", env
+            # ls's own directory descriptor aside, only 0-2 may be open.
+            open_fds = sorted(int(m.group(1)) for m in re.finditer(r" (\d+) -> (\S+)", read(fds))
+                              if not m.group(2).startswith("/proc/"))
+            assert open_fds == [0, 1, 2], "descriptors: %s" % read(fds)
+        res.run("pipe_clean_env_and_fds", pipe_env_fds)
+
         def file_target():
             send(port, "tofile@localhost", body="From the file test\n")
             f = os.path.join(out, "archive")
@@ -339,7 +422,10 @@ def test_main():
             if os.path.lexists(fwd):
                 os.unlink(fwd)
             text = "\"|touch %s\"\n" % target
-            if kind == "symlink":
+            if kind.startswith("home"):
+                write(fwd, text, owner=c)
+                os.chmod(c.pw_dir, 0o775 if kind == "homegroupwritable" else 0o757)
+            elif kind == "symlink":
                 real = os.path.join(c.pw_dir, "real.forward")
                 write(real, text, owner=c)
                 os.symlink(real, fwd)
@@ -348,14 +434,80 @@ def test_main():
                 write(fwd, text, mode=0o664, owner=c)
             else:
                 write(fwd, text, owner=b)
-            n = len(maildir_files(c.pw_dir))
-            send(port, "%s@localhost" % c.pw_name)
-            assert wait_for(lambda: len(maildir_files(c.pw_dir)) > n, 15), "mail not in the mailbox"
-            assert not os.path.exists(target), ".forward was used"
-            assert re.search(r"ignored %s" % re.escape(fwd), t.log_text()), "no log line"
-            os.unlink(fwd)
-        for kind in ("symlink", "groupwritable", "otherowner"):
+            why = "its directory is group or world writable" if kind.startswith("home") else ""
+            ignored = re.compile(r"ignored %s \(%s" % (re.escape(fwd), re.escape(why)))
+            seen = len(ignored.findall(t.log_text()))
+            try:
+                n = len(maildir_files(c.pw_dir))
+                send(port, "%s@localhost" % c.pw_name)
+                assert wait_for(lambda: len(maildir_files(c.pw_dir)) > n, 15), "mail not in the mailbox"
+                assert not os.path.exists(target), ".forward was used"
+                assert wait_for(lambda: len(ignored.findall(t.log_text())) > seen, 5), "no log line"
+            finally:
+                os.chmod(c.pw_dir, 0o755)
+                os.unlink(fwd)
+        for kind in ("symlink", "groupwritable", "otherowner", "homegroupwritable", "homeworldwritable"):
             res.run("forward_refused_%s" % kind, forward_refused, kind)
+
+        def maildir_symlinked_new():
+            # A user may point Maildir/new anywhere (as Postfix allows): the
+            # write is made as the user, so a directory the user cannot
+            # write gets nothing and the delivery is deferred.
+            new = os.path.join(a.pw_dir, "Maildir", "new")
+            rootdir = os.path.join(t.dir, "rootonly")
+            os.makedirs(rootdir)
+            os.chmod(rootdir, 0o755)
+            os.rename(new, new + ".real")
+            os.symlink(rootdir, new)
+            os.lchown(new, a.pw_uid, a.pw_gid)
+            try:
+                send(port, "%s@localhost" % a.pw_name, body="through a symlinked new\n")
+                wait_log(t, r"to=<%s@localhost>.*dsn=4\.3\.0, status=deferred \(maildir delivery failed: .*"
+                         r"Permission denied" % a.pw_name)
+                assert not os.listdir(rootdir), "written as root: %s" % os.listdir(rootdir)
+            finally:
+                os.unlink(new)
+                os.rename(new + ".real", new)
+            assert wait_for(lambda: any("through a symlinked new" in read(f) for f in maildir_files(a.pw_dir)), 15), \
+                "not delivered once new/ was back"
+        res.run("maildir_symlinked_new_written_as_user", maildir_symlinked_new)
+
+        def metachars_unknown():
+            # Shell and expansion syntax in a recipient is data: an unknown
+            # local user is refused at RCPT and nothing is run, then or later.
+            made = [os.path.join(out, "meta%d" % i) for i in range(3)]
+            rcpts = ['"|touch %s"@localhost' % made[0], '"$(touch %s)"@localhost' % made[1],
+                     '"${run{/bin/touch %s}}"@localhost' % made[2]]
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as s:
+                s.ehlo("client.test")
+                s.mail("x@remote.test")
+                for r in rcpts:
+                    code, text = s.rcpt(r)
+                    assert code == 550 and b"5.1.1" in text, "%s: %d %r" % (r, code, text)
+            assert not any(os.path.exists(f) for f in made), "a metacharacter recipient ran a command"
+        res.run("metachar_recipients_unknown_550", metachars_unknown)
+
+        def metachars_extension():
+            # The same syntax in the extension of a real user reaches the
+            # mailbox and a .forward command as plain text, never evaluated.
+            # (Relative names: the command runs in c's home, and the local
+            # part must stay within 64 octets; unquoted, so no space or ';'.)
+            made = [os.path.join(c.pw_dir, "m%d" % i) for i in range(3)]
+            got = os.path.join(out, "metaext.txt")
+            fwd = os.path.join(c.pw_dir, ".forward")
+            write(fwd, "\\%s, \"|printf %%s $EXTENSION > %s\"\n" % (c.pw_name, got), owner=c)
+            try:
+                for ext in ("|touch${IFS}m0", "`touch${IFS}m1`", "${run{/bin/touch${IFS}m2}}"):
+                    n = len(maildir_files(c.pw_dir))
+                    send(port, "%s+%s@localhost" % (c.pw_name, ext))
+                    assert wait_for(lambda: os.path.exists(got) and read(got) == ext, 15), \
+                        "EXTENSION %r" % (read(got) if os.path.exists(got) else None)
+                    assert wait_for(lambda: len(maildir_files(c.pw_dir)) > n, 15), "no mailbox copy"
+                time.sleep(0.5)
+                assert not any(os.path.exists(f) for f in made), "the extension was evaluated"
+            finally:
+                os.unlink(fwd)
+        res.run("metachar_extension_inert", metachars_extension)
 
         def virtual():
             send(port, "v1@virt.test")
@@ -394,6 +546,8 @@ def test_mbox():
         os.chmod(spool, 0o1777)
         t.conf["mail_spool_directory"] = spool
         t.conf["alias_maps"] = ""
+        # Root's own home gets a forward file only under this unique name.
+        t.conf["forward_path"] = ".tern-test-forward-%d" % os.getpid()
         t.write_conf()
         u = add_user(t.dir, "m")
         t.start()
@@ -428,6 +582,101 @@ def test_mbox():
             wait_log(t, r"dsn=5\.2\.2, status=bounced")
             assert os.path.getsize(mbox) == before, "mbox changed: %d -> %d" % (before, os.path.getsize(mbox))
         res.run("mbox_size_limit_truncates", size_limit)
+
+        def stale_lock():
+            # A dotlock older than the stale limit (300 s) is a dead
+            # writer's: removed, and the delivery goes ahead.
+            lock = mbox + ".lock"
+            write(lock, "", mode=0o600, owner=u)
+            old = time.time() - 1000
+            os.utime(lock, (old, old))
+            before = os.path.getsize(mbox)
+            send(t.port, "%s@localhost" % u.pw_name, body="after a stale lock\n")
+            assert wait_for(lambda: "after a stale lock" in read(mbox), 15), "not delivered"
+            assert os.path.getsize(mbox) > before and not os.path.lexists(lock), "stale lock left"
+            wait_log(t, r"removing stale lock %s" % re.escape(lock))
+        res.run("mbox_stale_dotlock_removed", stale_lock)
+
+        def lock_timeout():
+            # A fresh dotlock held past the lock retries (about 10 s):
+            # deferred 4.2.0, the mbox untouched; delivered once released.
+            lock = mbox + ".lock"
+            write(lock, "", mode=0o600, owner=u)
+            before = os.path.getsize(mbox)
+            try:
+                send(t.port, "%s@localhost" % u.pw_name, body="behind a held lock\n")
+                wait_log(t, r"to=<%s@localhost>.*dsn=4\.2\.0, status=deferred \(mailbox .* is locked" % u.pw_name,
+                         30)
+                assert os.path.getsize(mbox) == before, "mbox written while locked"
+                assert os.path.exists(lock), "a fresh lock was removed"
+            finally:
+                if os.path.lexists(lock):
+                    os.unlink(lock)
+            assert wait_for(lambda: "behind a held lock" in read(mbox), 30), "not delivered after the unlock"
+        res.run("mbox_dotlock_held_deferred", lock_timeout)
+
+        def fcntl_held():
+            # No dotlock, but another process holds an fcntl lock on the
+            # mbox: the same 4.2.0 deferral, the dotlock taken back.
+            before = os.path.getsize(mbox)
+            locked = re.compile(r"to=<%s@localhost>.*dsn=4\.2\.0, status=deferred \(mailbox .* is locked"
+                                % u.pw_name)
+            seen = len(locked.findall(t.log_text()))  # the dotlock test's
+            with open(mbox, "ab") as f:
+                fcntl.lockf(f, fcntl.LOCK_EX)
+                try:
+                    send(t.port, "%s@localhost" % u.pw_name, body="behind an fcntl lock\n")
+                    assert wait_for(lambda: len(locked.findall(t.log_text())) > seen, 30), "not deferred"
+                    assert os.path.getsize(mbox) == before, "mbox written while locked"
+                    assert not os.path.lexists(mbox + ".lock"), "dotlock left behind"
+                finally:
+                    fcntl.lockf(f, fcntl.LOCK_UN)
+            assert wait_for(lambda: "behind an fcntl lock" in read(mbox), 30), "not delivered after the unlock"
+        res.run("mbox_fcntl_lock_held_deferred", fcntl_held)
+
+        def unsafe(kind):
+            # The user (who may write the spool) points the mailbox at a
+            # file it must not change: nothing is written through it.
+            v = add_user(t.dir, {"passwd": "p", "hardlinked_symlink": "hs", "hardlinked_file": "hf"}[kind])
+            box = os.path.join(spool, v.pw_name)
+            victim = os.path.join(t.dir, "victim.%s" % kind)
+            if kind == "passwd":
+                os.symlink("/etc/passwd", box)
+                victim = "/etc/passwd"
+            elif kind == "hardlinked_symlink":
+                write(victim, "victim\n", owner=v)
+                os.symlink(victim, victim + ".sym")
+                os.lchown(victim + ".sym", v.pw_uid, v.pw_gid)
+                os.link(victim + ".sym", box, follow_symlinks=False)
+            else:
+                write(victim, "victim\n", mode=0o600, owner=v)
+                os.link(victim, box)
+            if kind != "passwd":
+                os.lchown(box, v.pw_uid, v.pw_gid)
+            with open(victim, "rb") as f:
+                want = f.read()
+            send(t.port, "%s@localhost" % v.pw_name, body="through the link\n")
+            wait_log(t, r"to=<%s@localhost>.*dsn=5\.2\.0, status=bounced \(refusing to deliver to %s: "
+                     % (v.pw_name, re.escape(box)))
+            with open(victim, "rb") as f:
+                assert f.read() == want, "%s was written" % victim
+        for kind in ("passwd", "hardlinked_symlink", "hardlinked_file"):
+            res.run("mbox_unsafe_%s_bounced" % kind, unsafe, kind)
+
+        def root_forward():
+            # Root's forward file is never read (a command in it would run
+            # as root) and root's own mailbox is refused: deferred 4.7.0.
+            fwd = os.path.join(pwd.getpwuid(0).pw_dir, t.conf["forward_path"])
+            ran = os.path.join(t.dir, "root.ran")
+            write(fwd, "\"|touch %s\"\n" % ran, mode=0o600)
+            try:
+                send(t.port, "root@localhost")
+                wait_log(t, r"to=<root@localhost>.*dsn=4\.7\.0, status=deferred")
+                time.sleep(0.5)
+                assert not os.path.exists(ran), "root's forward file ran a command"
+            finally:
+                os.unlink(fwd)
+        res.run("root_forward_never_runs", root_forward)
     finally:
         t.cleanup()
 
