@@ -114,6 +114,8 @@ static const struct key keys[] = {
 	S(local_mailbox_base, "", KC_ABSPATH_OR_EMPTY, V_ALL, "if set: deliver to base/USER/Maildir/ without Unix accounts"),
 	S(mail_spool_directory, "/var/mail", KC_ABSPATH, V_ALL, "mbox spool directory (home_mailbox empty)"),
 	N(mailbox_size_limit, KT_SIZE, "51200000", 0, 1LL << 40, "largest mbox/file mailbox in bytes; 0: no limit"),
+	N(deliver_lock_attempts, KT_INT, "40", 1, 1000, "tries to lock an mbox, 250 ms apart"),
+	N(stale_lock_time, KT_TIME, "300s", 1, DAY, "age at which an mbox dotlock is removed as stale"),
 	S(default_privs, "nobody", KC_NONEMPTY, V_ALL, "user that runs alias commands and file deliveries"),
 	S(forward_path, ".forward", KC_RELPATH, V_ALL, "forward file relative to the home directory; empty: none"),
 	L(allow_mail_to_commands, "alias, forward", "where |command targets are allowed (alias, forward, include)"),

@@ -83,6 +83,8 @@ struct tern_conf {
 	char *local_mailbox_base;  /* default: "" ; set: every local recipient gets base/USER/Maildir/ without Unix accounts */
 	char *mail_spool_directory; /* default: /var/mail (mbox when home_mailbox is empty) */
 	long long mailbox_size_limit; /* size; default 51200000; 0: none */
+	long long deliver_lock_attempts; /* int; default 40 (250 ms apart) */
+	long long stale_lock_time;    /* time; default 300s */
 	char *default_privs;       /* user for alias commands/files; default: nobody */
 	char *forward_path;        /* .forward file relative to home; default ".forward"; "" off */
 	char *allow_mail_to_commands; /* list of alias, forward, include; default "alias, forward" */

@@ -6,9 +6,11 @@
  * '>', and a final empty line.  The sender of <> is written MAILER-DAEMON.
  *
  * Locking, as Postfix's local(8) does: a dotlock PATH.lock (created with
- * O_EXCL by the delivering user; one older than LOCK_STALE seconds is
+ * O_EXCL by the delivering user; one older than stale_lock_time is
  * removed as stale) for mailboxes, then an fcntl write lock on the file.
- * Both are retried for about LOCK_TRIES * LOCK_WAIT_MS; a mailbox still
+ * Each is tried deliver_lock_attempts times, LOCK_WAIT_MS apart (Postfix
+ * waits deliver_lock_delay, 1 s; a quarter of that lets concurrent
+ * deliveries to one mbox follow each other closely); a mailbox still
  * locked then is a temporary failure (4.2.0).
  *
  * Safety: the file is opened O_NOFOLLOW|O_APPEND, must be a regular file
@@ -37,8 +39,6 @@
 #include "log.h"
 #include "sock.h"
 
-#define LOCK_STALE 300
-#define LOCK_TRIES 40
 #define LOCK_WAIT_MS 250
 #define PIECE 4096
 
@@ -52,7 +52,7 @@ static void sleep_ms(long ms)
 /* Create PATH.lock.  0, or -1 with errno (EAGAIN: still locked). */
 static int dotlock(const char *lock)
 {
-	for (int i = 0; i < LOCK_TRIES; i++) {
+	for (long long i = 0; i < cf.deliver_lock_attempts; i++) {
 		int fd = open(lock, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
 		if (fd >= 0) {
 			close(fd);
@@ -61,7 +61,7 @@ static int dotlock(const char *lock)
 		if (errno != EEXIST)
 			return -1;
 		struct stat st;
-		if (lstat(lock, &st) == 0 && time(NULL) - st.st_mtime > LOCK_STALE) {
+		if (lstat(lock, &st) == 0 && time(NULL) - st.st_mtime > cf.stale_lock_time) {
 			log_warning("removing stale lock %s", lock);
 			(void)unlink(lock);
 			continue;
@@ -75,7 +75,7 @@ static int dotlock(const char *lock)
 static int fcntl_lock(int fd)
 {
 	struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-	for (int i = 0; i < LOCK_TRIES; i++) {
+	for (long long i = 0; i < cf.deliver_lock_attempts; i++) {
 		if (fcntl(fd, F_SETLK, &fl) == 0)
 			return 0;
 		if (errno != EACCES && errno != EAGAIN && errno != EINTR)

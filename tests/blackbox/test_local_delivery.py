@@ -583,12 +583,20 @@ def test_mbox():
             assert os.path.getsize(mbox) == before, "mbox changed: %d -> %d" % (before, os.path.getsize(mbox))
         res.run("mbox_size_limit_truncates", size_limit)
 
+        # The lock tests: 4 tries (1 s) instead of 40, and a stale limit
+        # under the default, so the lock below is stale only by the key.
+        t.stop()
+        t.conf["deliver_lock_attempts"] = "4"
+        t.conf["stale_lock_time"] = "60s"
+        t.write_conf()
+        t.start()
+
         def stale_lock():
-            # A dotlock older than the stale limit (300 s) is a dead
-            # writer's: removed, and the delivery goes ahead.
+            # A dotlock older than stale_lock_time is a dead writer's:
+            # removed, and the delivery goes ahead.
             lock = mbox + ".lock"
             write(lock, "", mode=0o600, owner=u)
-            old = time.time() - 1000
+            old = time.time() - 100
             os.utime(lock, (old, old))
             before = os.path.getsize(mbox)
             send(t.port, "%s@localhost" % u.pw_name, body="after a stale lock\n")
@@ -598,7 +606,7 @@ def test_mbox():
         res.run("mbox_stale_dotlock_removed", stale_lock)
 
         def lock_timeout():
-            # A fresh dotlock held past the lock retries (about 10 s):
+            # A fresh dotlock held past the lock retries (about 1 s):
             # deferred 4.2.0, the mbox untouched; delivered once released.
             lock = mbox + ".lock"
             write(lock, "", mode=0o600, owner=u)
