@@ -92,27 +92,41 @@ static void quarantine(int from, const char *name, const char *why)
 		fsync(qdir_fd[QD_CORRUPT]);
 }
 
+#define UNSAFE_FILE "not a regular file of mail_owner with one link"
+
+static int safe_file(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_uid == geteuid() && st->st_nlink == 1;
+}
+
 /* Load active/name into memory and hand it to the scheduler. */
 static void load_active(const char *name)
 {
 	char err[256];
 	struct stat st;
 	struct qmsg *m;
-	int fd, rc;
+	int fd, rc, saved;
 
 	fd = openat(qdir_fd[QD_ACTIVE], name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == ELOOP) {
+		saved = errno;
+		/* Someone else's file (EACCES) or a directory (EISDIR) fails
+		 * the same way at every try: quarantine it rather than retry
+		 * it at every queue run.  Only a failure on our own plain file
+		 * (EMFILE, ENOMEM, EIO) is worth a retry. */
+		if (saved == ELOOP)
 			quarantine(QD_ACTIVE, name, "symbolic link");
-		} else {
-			log_warning("%s: open: %s", name, strerror(errno));
+		else if (fstatat(qdir_fd[QD_ACTIVE], name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !safe_file(&st))
+			quarantine(QD_ACTIVE, name, UNSAFE_FILE);
+		else {
+			log_warning("%s: open: %s", name, strerror(saved));
 			reload_active = 1;
 		}
 		return;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+	if (fstat(fd, &st) < 0 || !safe_file(&st)) {
 		close(fd);
-		quarantine(QD_ACTIVE, name, "not a regular file of mail_owner with one link");
+		quarantine(QD_ACTIVE, name, UNSAFE_FILE);
 		return;
 	}
 	m = xcalloc(1, sizeof(*m));

@@ -19,6 +19,11 @@
                   exactly once
   corrupt_*       a garbage file named like a queue ID in incoming/ ends in
                   corrupt/, the log says "corrupt queue file", mail still flows
+  unsafe_*        valid queue files that are a symbolic link, root's, a second
+                  hard link, or a directory, in incoming/, active/ and deferred/
+                  at a restart: all end in corrupt/, none is delivered, the
+                  files outside the queue are untouched, the queue manager
+                  neither exits nor restarts, mail still flows
   tmp_*           a (valid) queue file in tmp/ is never delivered; one older
                   than 6 hours is removed when the queue manager starts
 """
@@ -291,6 +296,80 @@ def test_corrupt(t):
     assert wait_for(lambda: not pending(t), 10.0), "queue not empty: %s" % pending(t)
 
 
+UNSAFE_KINDS = ("symlink", "owner", "hardlink", "directory")
+
+
+def plant_unsafe(t, qid, data):
+    """Put into incoming/, active/ and deferred/ (due) one file of each
+    UNSAFE_KINDS, each a valid copy of data (queue file qid) under its own
+    ID: a symbolic link to a file outside the queue, a file owned by root
+    (as root only), a second hard link of a file outside the queue, a
+    directory.  Returns ({name: kind}, {outside path: bytes})."""
+    names, outside = {}, {}
+    uid, gid = owner_ids()
+    past = time.time() - 3600
+    for d, sub in enumerate(("incoming", "active", "deferred")):
+        for k, kind in enumerate(UNSAFE_KINDS):
+            if kind == "owner" and os.getuid() != 0:
+                continue
+            name = "%X%X%s" % (d + 1, k + 1, qid[2:])
+            copy = data.replace(qid.encode(), name.encode())
+            path = os.path.join(t.queue, sub, name)
+            if kind in ("symlink", "hardlink"):
+                src = os.path.join(t.dir, "outside-%s-%s" % (sub, kind))
+                write_queue_file(src, copy)
+                outside[src] = copy
+                if kind == "symlink":
+                    os.symlink(src, path)
+                else:
+                    os.link(src, path)
+            elif kind == "owner":
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.write(fd, copy)
+                os.close(fd)  # root's, not mail_owner's
+            else:
+                os.mkdir(path, 0o700)
+                os.chown(path, uid, gid)
+            if sub == "deferred":
+                os.utime(path, (past, past), follow_symlinks=False)
+            names[name] = "%s/ %s" % (sub, kind)
+    return names, outside
+
+
+def test_unsafe_files(t):
+    """Files a queue manager must not trust, in incoming/, active/ and
+    deferred/ across a restart: each ends in corrupt/, nothing outside the
+    queue is read as mail or changed, the queue manager keeps running (no
+    exit, no restart) and mail still flows."""
+    subject = "unsafe template"
+    qid, data = capture_queue_file(t, subject, rcpt="unsafe@localhost")
+    assert wait_for(lambda: subject in subjects(t, "unsafe"), 15.0), "template message not delivered"
+    assert wait_for(lambda: not queue_has(t, qid), 10.0), "template message still queued"
+    t.stop()
+    names, outside = plant_unsafe(t, qid, data)
+    log_before = len(t.log_text())
+    t.start()
+    corrupt = os.path.join(t.queue, "corrupt")
+    assert wait_for(lambda: set(names) <= set(os.listdir(corrupt)), 15.0), \
+        "not in corrupt/ within 15 s: %s (queue %s)" % (
+            sorted(v for n, v in names.items() if n not in os.listdir(corrupt)), pending(t))
+    code, text = submit(t.port, "sender@client.test", ["alice@localhost"], message("after unsafe", "flowing\r\n"))
+    assert code == 250, "end of DATA got %d %s" % (code, text)
+    assert wait_for(lambda: "after unsafe" in subjects(t, "alice"), 15.0), "mail after the unsafe files not delivered"
+    assert wait_for(lambda: not pending(t), 10.0), "queue not empty: %s" % pending(t)
+    time.sleep(2.0)
+    n = subjects(t, "unsafe").count(subject)
+    assert n == 1, "unsafe@localhost has %d copies of the template (want 1): an unsafe file was delivered" % n
+    for path, want in outside.items():
+        with open(path, "rb") as f:
+            assert f.read() == want, "%s (outside the queue) was changed" % path
+    log = t.log_text()[log_before:]
+    died = re.findall(r"process qmgr pid \d+ (?:exit status|killed by signal) \d+", log)
+    assert not died, "the queue manager died: %s" % died
+    quarantined = len(re.findall(r"corrupt queue file", log))
+    assert quarantined >= len(names), "%d 'corrupt queue file' lines for %d files" % (quarantined, len(names))
+
+
 def test_tmp(t):
     # A complete, valid queue file written by tern itself, put in tmp/: it
     # was never acknowledged, so it must never be delivered.
@@ -413,6 +492,7 @@ def main():
             res.run("deferred_delivered_when_peer_up", test_deferred, t, down)
             res.run("mixed_local_bounce_remote", test_mixed, t, sink)
             res.run("corrupt_file_quarantined", test_corrupt, t)
+            res.run("unsafe_files_quarantined", test_unsafe_files, t)
             got = {}
 
             def tmp():
