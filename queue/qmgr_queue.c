@@ -5,8 +5,8 @@
  *
  * Every move is a rename within the queue file system followed by nothing
  * else: a message is always in exactly one directory, so a crash at any
- * point leaves it somewhere the next start looks (active/ is re-read at
- * start-up).
+ * point leaves it somewhere the next start looks (active/ goes back to
+ * incoming/ at start-up).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -257,31 +257,48 @@ int queue_scan_deferred(int all)
 		qmgr_want_incoming();
 	}
 	if (reload_active) {
-		reload_active = 0;
-		room = for_each_entry(QD_ACTIVE, 1 << 30, take_orphan, NULL);
+		/* Within the active limit like any other load: each loaded
+		 * message holds a descriptor, and orphans may be many (an open
+		 * that failed with EMFILE leaves its file in active/). */
+		int n = 0;
+
+		room = (int)cf.qmgr_message_active_limit - active_count;
 		if (room > 0)
-			log_info("reloaded %d message(s) left in active/ by a failed move", room);
+			n = for_each_entry(QD_ACTIVE, room, take_orphan, NULL);
+		reload_active = n >= room; /* stopped at the limit: more may be left */
+		if (n > 0)
+			log_info("reloaded %d message(s) left in active/ by a failed move", n);
 	}
 	room = (int)DEFERRED_SHARE(cf.qmgr_message_active_limit) - active_count;
 
 	return room > 0 ? for_each_entry(QD_DEFERRED, room, take_deferred, &all) : 0;
 }
 
-static int take_active(const char *name, void *arg)
+static int requeue_active(const char *name, void *arg)
 {
 	(void)arg;
-	load_active(name);
+	if (queue_move(QD_ACTIVE, QD_INCOMING, name) < 0) {
+		reload_active = 1; /* loaded from active/ when there is room */
+		return 0;
+	}
 	return 1;
 }
 
 void queue_recover_active(void)
 {
-	/* All of active/ is loaded whatever the limit: those files must be
-	 * resumed, and only a crash leaves more than the limit there. */
-	int n = for_each_entry(QD_ACTIVE, 1 << 30, take_active, NULL);
+	/* What a previous run left in active/ goes back to incoming/ (as
+	 * Postfix does) and is loaded from there within the active limit.
+	 * Loading all of it at once took a descriptor per message: with more
+	 * files than RLIMIT_NOFILE, EMFILE then failed the agents' connections
+	 * too, and nothing was delivered.  No fsync: after a crash the file is
+	 * in one of the two directories, and both are read at start. */
+	int n = for_each_entry(QD_ACTIVE, 1 << 30, requeue_active, NULL);
 
-	if (n > 0)
-		log_info("recovered %d message(s) left in active/ by a previous run", n);
+	if (n > 0) {
+		log_info("recovered %d message(s) left in active/ by a previous run (moved to %s/)", n,
+			 QDIR_INCOMING);
+		qmgr_want_incoming();
+	}
 }
 
 static int count_entry(const char *name, void *arg)

@@ -26,18 +26,23 @@
                   neither exits nor restarts, mail still flows
   tmp_*           a (valid) queue file in tmp/ is never delivered; one older
                   than 6 hours is removed when the queue manager starts
+  many_*          MANY (300) messages in active/ at a start, with the queue
+                  manager's RLIMIT_NOFILE at MANY_NOFILE (64, a wrapper script)
+                  and an active limit of 20: every one is delivered exactly
+                  once, the queue manager never exits, nothing in corrupt/
 """
 
 import os
 import pwd
 import re
+import shutil
 import signal
 import smtplib
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tern_harness import (Results, SmtpSink, Tern, free_port, mail_owner,  # noqa: E402
+from tern_harness import (DAEMON_DIR, Results, SmtpSink, Tern, free_port, mail_owner,  # noqa: E402
                           parse_message, prerequisites_or_fail, prog_name, proc_table, wait_for)
 
 res = Results()
@@ -460,6 +465,78 @@ def test_crash_recovery():
             res.on_fail.remove(t.diagnostics)
 
 
+MANY = 300
+MANY_NOFILE = 64
+
+
+def nofile_daemon_dir(base, nofile):
+    """A daemon_directory whose qmgr runs the real one with RLIMIT_NOFILE
+    lowered to nofile; the other programs are links to the real ones."""
+    d = os.path.join(base, "libexec-nofile")
+    os.makedirs(d)
+    for name in os.listdir(DAEMON_DIR):
+        real = os.path.join(DAEMON_DIR, name)
+        if name == "qmgr":
+            with open(os.path.join(d, name), "w") as f:
+                f.write("#!/bin/sh\nulimit -n %d || exit 1\nexec '%s' \"$@\"\n" % (nofile, real))
+            os.chmod(os.path.join(d, name), 0o755)
+        else:
+            os.symlink(real, os.path.join(d, name))
+    return d
+
+
+def test_many_active_at_restart():
+    """MANY messages in active/ at a start (a queue manager that died with
+    a full active queue, or an admin's restore), more than the queue
+    manager's RLIMIT_NOFILE (MANY_NOFILE): each is delivered exactly once,
+    and the queue manager never exits."""
+    base = os.path.realpath(__import__("tempfile").mkdtemp(prefix="tern-many-"))
+    os.chmod(base, 0o755)
+    conf = {"daemon_directory": nofile_daemon_dir(base, MANY_NOFILE), "qmgr_message_active_limit": "20"}
+    with Tern(conf=conf, name="many") as t:
+        res.on_fail.append(t.diagnostics)
+        try:
+            t.start()
+            template = "many 000000"
+            qid, data = capture_queue_file(t, template, rcpt="many@localhost")
+            assert wait_for(lambda: template in subjects(t, "many"), 15.0), "template message not delivered"
+            assert wait_for(lambda: not queue_has(t, qid), 10.0), "template message still queued"
+            t.stop()
+            for i in range(1, MANY + 1):
+                name = "%08X%s" % (i, qid[8:])
+                copy = data.replace(qid.encode(), name.encode()).replace(template.encode(),
+                                                                          ("many %06d" % i).encode())
+                copy = copy.replace(template.replace(" ", ".").encode(), ("many.%06d" % i).encode())
+                write_queue_file(os.path.join(t.queue, "active", name), copy)
+            log_before = len(t.log_text())
+            t.start()
+            want = ["many %06d" % i for i in range(MANY + 1)]
+            ok = wait_for(lambda: len(t.mail_files("many")) >= MANY + 1 and not pending(t), 120.0, 0.5)
+            got = subjects(t, "many")
+            missing = sorted(set(want) - set(got))
+            assert ok and not missing, "%d of %d delivered within 120 s, missing %s..., queue %s" % (
+                len(set(got) & set(want)), len(want), missing[:5], {k: len(v) for k, v in pending(t).items()})
+            time.sleep(2.0)
+            got = subjects(t, "many")
+            dups = sorted(s for s in set(got) if got.count(s) > 1)
+            assert not dups, "delivered more than once: %s" % dups[:10]
+            log = t.log_text()[log_before:]
+            died = re.findall(r"process qmgr pid \d+ (?:exit status|killed by signal) \d+", log)
+            assert not died, "the queue manager died: %s" % died
+            assert not qdir_names(t, "corrupt"), "files in corrupt/: %s" % qdir_names(t, "corrupt")[:5]
+        finally:
+            t.stop()
+            res.on_fail.remove(t.diagnostics)
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def qdir_names(t, sub):
+    try:
+        return sorted(os.listdir(os.path.join(t.queue, sub)))
+    except OSError:
+        return []
+
+
 def capture_then_hold(t, subject):
     """Stop the queue manager, submit one local message, leave it stopped
     (the caller kills the instance).  Returns (qid, bytes)."""
@@ -504,6 +581,7 @@ def main():
         sink.stop()
         res.on_fail.remove(t.diagnostics)
     res.run("crash_kill9_nothing_lost", test_crash_recovery)
+    res.run("many_active_at_restart_over_nofile", test_many_active_at_restart)
     res.exit()
 
 
