@@ -114,11 +114,12 @@ static void load_active(const char *name)
 		 * the same way at every try: quarantine it rather than retry
 		 * it at every queue run.  Only a failure on our own plain file
 		 * (EMFILE, ENOMEM, EIO) is worth a retry. */
-		if (saved == ELOOP)
+		if (saved == ELOOP) {
 			quarantine(QD_ACTIVE, name, "symbolic link");
-		else if (fstatat(qdir_fd[QD_ACTIVE], name, &st, AT_SYMLINK_NOFOLLOW) == 0 && !safe_file(&st))
+		} else if (fstatat(qdir_fd[QD_ACTIVE], name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			   !safe_file(&st)) {
 			quarantine(QD_ACTIVE, name, UNSAFE_FILE);
-		else {
+		} else {
 			log_warning("%s: open: %s", name, strerror(saved));
 			reload_active = 1;
 		}

@@ -164,7 +164,8 @@ static void *next_symbol(const char *name);
  * write, not ours. */
 static int fail(const char *op, int dirfd, const char *dest, int e)
 {
-	ssize_t (*real)(int, const void *, size_t) = (ssize_t(*)(int, const void *, size_t))next_symbol("write");
+	ssize_t (*real)(int, const void *, size_t) =
+		(ssize_t(*)(int, const void *, size_t))next_symbol("write");
 	char line[1200], link[64], path[1024];
 	ssize_t k;
 	int n;
@@ -258,7 +259,8 @@ int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
 
 ssize_t write(int fd, const void *buf, size_t count)
 {
-	ssize_t (*real)(int, const void *, size_t) = (ssize_t(*)(int, const void *, size_t))next_symbol("write");
+	ssize_t (*real)(int, const void *, size_t) =
+		(ssize_t(*)(int, const void *, size_t))next_symbol("write");
 	int e;
 
 	if (fd > 2 && (e = want_failure("write", 1, fd, NULL)) != 0)

@@ -301,13 +301,13 @@ START_TEST(reader_rejects_line_breaks_in_fields)
 		const char *rec;
 		size_t at;
 	} spots[] = {
-		{ "N e1x", 4 },		   /* ENVID */
-		{ "C h.x", 3 },		   /* client */
-		{ "S a@b", 3 },		   /* sender */
-		{ "R P 0 o;x c@d", 7 },	   /* ORCPT */
-		{ "R P 0 o;x c@d", 11 },   /* recipient */
-		{ "W 1 0 why not", 7 },	   /* retry reason (trailer) */
-		{ "A P 0 - 0 k@l", 11 },   /* expansion result (trailer) */
+		{ "N e1x", 4 },		 /* ENVID */
+		{ "C h.x", 3 },		 /* client */
+		{ "S a@b", 3 },		 /* sender */
+		{ "R P 0 o;x c@d", 7 },	 /* ORCPT */
+		{ "R P 0 o;x c@d", 11 }, /* recipient */
+		{ "W 1 0 why not", 7 },	 /* retry reason (trailer) */
+		{ "A P 0 - 0 k@l", 11 }, /* expansion result (trailer) */
 	};
 	static const char brk[] = { '\n', '\r' };
 	char good[512], bad[512], err[256];
@@ -327,8 +327,9 @@ START_TEST(reader_rejects_line_breaks_in_fields)
 			p = strstr(bad, spots[i].rec);
 			ck_assert_ptr_nonnull(p);
 			p[spots[i].at] = brk[j];
-			ck_assert_msg(read_raw(bad, (size_t)n, err, sizeof(err)) == -1, "accepted %s with %s at %zu",
-				      spots[i].rec, j ? "CR" : "LF", spots[i].at);
+			ck_assert_msg(read_raw(bad, (size_t)n, err, sizeof(err)) == -1,
+				      "accepted %s with %s at %zu", spots[i].rec, j ? "CR" : "LF",
+				      spots[i].at);
 		}
 }
 END_TEST
