@@ -39,6 +39,8 @@ static int incoming_blocked; /* the last incoming/ scan stopped at the active li
  * ENOSPC, EMFILE): both are retried at the next deferred scan, instead of
  * waiting for a trigger (incoming/) or a restart (active/). */
 static int retry_incoming, reload_active;
+/* The last for_each_entry could not read its directory (EMFILE, ENOMEM). */
+static int scan_failed;
 
 static const char *const qdir_names[QD_COUNT] = { QDIR_TMP,     QDIR_INCOMING, QDIR_ACTIVE,
 						  QDIR_DEFERRED, QDIR_CORRUPT, QDIR_RECYCLE };
@@ -176,11 +178,13 @@ static int for_each_entry(int dir, int limit, int (*fn)(const char *name, void *
 	struct dirent *de;
 	int fd, n = 0;
 
+	scan_failed = 0;
 	fd = openat(qdir_fd[dir], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || !(d = fdopendir(fd))) {
 		log_warning("scan %s: %s", qdir_names[dir], strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		scan_failed = 1;
 		return 0;
 	}
 	while (n < limit && (de = readdir(d)) != NULL) {
@@ -216,6 +220,8 @@ int queue_scan_incoming(void)
 	/* Full: what is left in incoming/ waits for room, and no trigger may
 	 * come for it (the clients are done) — msg_free asks for a new scan. */
 	incoming_blocked = n >= room;
+	if (room > 0 && scan_failed)
+		retry_incoming = 1; /* no trigger may come for what waits there */
 	return n;
 }
 
@@ -263,10 +269,14 @@ int queue_scan_deferred(int all)
 		 * that failed with EMFILE leaves its file in active/). */
 		int n = 0;
 
+		reload_active = 0; /* a load that fails below sets it again */
 		room = (int)cf.qmgr_message_active_limit - active_count;
 		if (room > 0)
 			n = for_each_entry(QD_ACTIVE, room, take_orphan, NULL);
-		reload_active = n >= room; /* stopped at the limit: more may be left */
+		/* Stopped at the limit, or could not read active/: more may be
+		 * left, and nothing else would look for them before a restart. */
+		if (n >= room || scan_failed)
+			reload_active = 1;
 		if (n > 0)
 			log_info("reloaded %d message(s) left in active/ by a failed move", n);
 	}
@@ -295,6 +305,8 @@ void queue_recover_active(void)
 	 * in one of the two directories, and both are read at start. */
 	int n = for_each_entry(QD_ACTIVE, 1 << 30, requeue_active, NULL);
 
+	if (scan_failed)
+		reload_active = 1;
 	if (n > 0) {
 		log_info("recovered %d message(s) left in active/ by a previous run (moved to %s/)", n,
 			 QDIR_INCOMING);

@@ -29,7 +29,12 @@
   many_*          MANY (300) messages in active/ at a start, with the queue
                   manager's RLIMIT_NOFILE at MANY_NOFILE (64, a wrapper script)
                   and an active limit of 20: every one is delivered exactly
-                  once, the queue manager never exits, nothing in corrupt/
+                  once, the queue manager never exits, nothing in corrupt/;
+                  the same with only the soft limit at 64 and an active limit
+                  of 100, and not one EMFILE (the queue manager raises its
+                  soft limit to what its active limit needs); and with both
+                  limits at 64 and an active limit of 100 (loads and scans
+                  meet EMFILE, and are retried)
 """
 
 import os
@@ -469,30 +474,31 @@ MANY = 300
 MANY_NOFILE = 64
 
 
-def nofile_daemon_dir(base, nofile):
-    """A daemon_directory whose qmgr runs the real one with RLIMIT_NOFILE
-    lowered to nofile; the other programs are links to the real ones."""
+def nofile_daemon_dir(base, ulimit):
+    """A daemon_directory whose qmgr runs the real one after `ulimit ULIMIT`
+    (RLIMIT_NOFILE lowered); the other programs are links to the real ones."""
     d = os.path.join(base, "libexec-nofile")
     os.makedirs(d)
     for name in os.listdir(DAEMON_DIR):
         real = os.path.join(DAEMON_DIR, name)
         if name == "qmgr":
             with open(os.path.join(d, name), "w") as f:
-                f.write("#!/bin/sh\nulimit -n %d || exit 1\nexec '%s' \"$@\"\n" % (nofile, real))
+                f.write("#!/bin/sh\nulimit %s || exit 1\nexec '%s' \"$@\"\n" % (ulimit, real))
             os.chmod(os.path.join(d, name), 0o755)
         else:
             os.symlink(real, os.path.join(d, name))
     return d
 
 
-def test_many_active_at_restart():
+def test_many_active_at_restart(ulimit, limit, no_emfile):
     """MANY messages in active/ at a start (a queue manager that died with
     a full active queue, or an admin's restore), more than the queue
-    manager's RLIMIT_NOFILE (MANY_NOFILE): each is delivered exactly once,
-    and the queue manager never exits."""
+    manager's RLIMIT_NOFILE (`ulimit ULIMIT`): each is delivered exactly
+    once, the queue manager never exits; with no_emfile, no open in the
+    queue manager failed with EMFILE."""
     base = os.path.realpath(__import__("tempfile").mkdtemp(prefix="tern-many-"))
     os.chmod(base, 0o755)
-    conf = {"daemon_directory": nofile_daemon_dir(base, MANY_NOFILE), "qmgr_message_active_limit": "20"}
+    conf = {"daemon_directory": nofile_daemon_dir(base, ulimit), "qmgr_message_active_limit": str(limit)}
     with Tern(conf=conf, name="many") as t:
         res.on_fail.append(t.diagnostics)
         try:
@@ -523,6 +529,8 @@ def test_many_active_at_restart():
             log = t.log_text()[log_before:]
             died = re.findall(r"process qmgr pid \d+ (?:exit status|killed by signal) \d+", log)
             assert not died, "the queue manager died: %s" % died
+            emfile = log.count("Too many open files")
+            assert not (no_emfile and emfile), "%d EMFILE failures in the log" % emfile
             assert not qdir_names(t, "corrupt"), "files in corrupt/: %s" % qdir_names(t, "corrupt")[:5]
         finally:
             t.stop()
@@ -581,7 +589,10 @@ def main():
         sink.stop()
         res.on_fail.remove(t.diagnostics)
     res.run("crash_kill9_nothing_lost", test_crash_recovery)
-    res.run("many_active_at_restart_over_nofile", test_many_active_at_restart)
+    res.run("many_active_at_restart_over_nofile", test_many_active_at_restart, "-n %d" % MANY_NOFILE, 20, False)
+    res.run("many_active_at_restart_soft_nofile", test_many_active_at_restart, "-S -n %d" % MANY_NOFILE, 100, True)
+    res.run("many_active_at_restart_limit_over_nofile", test_many_active_at_restart, "-n %d" % MANY_NOFILE, 100,
+            False)
     res.exit()
 
 
