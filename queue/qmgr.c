@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -73,6 +74,31 @@ static void drain(struct pollfd *pfd, struct job **jobs)
 	}
 }
 
+/* Each loaded message holds its queue file open and each agent connection
+ * a socket: ask for that many descriptors, up to the hard limit, instead of
+ * meeting EMFILE at a soft limit (often 1024) set for interactive shells.
+ * The reserve covers the directories, the log and the resolver. */
+static void raise_nofile(void)
+{
+	rlim_t want = (rlim_t)cf.qmgr_message_active_limit + MAX_POLL + 64;
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	if (rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want) {
+		log_warning("RLIMIT_NOFILE hard limit %llu is below the %llu descriptors that "
+			    "qmgr_message_active_limit %lld needs; loads will meet EMFILE and be retried",
+			    (unsigned long long)rl.rlim_max, (unsigned long long)want,
+			    cf.qmgr_message_active_limit);
+		want = rl.rlim_max;
+	}
+	if (want <= rl.rlim_cur)
+		return;
+	rl.rlim_cur = want;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		log_warning("raise RLIMIT_NOFILE to %llu: %s", (unsigned long long)want, strerror(errno));
+}
+
 void qmgr_run(void)
 {
 	struct pollfd pfd[MAX_POLL];
@@ -82,6 +108,7 @@ void qmgr_run(void)
 
 	if (resolve_init(err, sizeof(err)) < 0)
 		log_fatal("%s", err);
+	raise_nofile();
 	queue_open_dirs();
 	queue_recover_active();
 

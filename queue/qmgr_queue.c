@@ -5,8 +5,8 @@
  *
  * Every move is a rename within the queue file system followed by nothing
  * else: a message is always in exactly one directory, so a crash at any
- * point leaves it somewhere the next start looks (active/ is re-read at
- * start-up).
+ * point leaves it somewhere the next start looks (active/ goes back to
+ * incoming/ at start-up).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -39,6 +39,8 @@ static int incoming_blocked; /* the last incoming/ scan stopped at the active li
  * ENOSPC, EMFILE): both are retried at the next deferred scan, instead of
  * waiting for a trigger (incoming/) or a restart (active/). */
 static int retry_incoming, reload_active;
+/* The last for_each_entry could not read its directory (EMFILE, ENOMEM). */
+static int scan_failed;
 
 static const char *const qdir_names[QD_COUNT] = { QDIR_TMP,     QDIR_INCOMING, QDIR_ACTIVE,
 						  QDIR_DEFERRED, QDIR_CORRUPT, QDIR_RECYCLE };
@@ -92,27 +94,42 @@ static void quarantine(int from, const char *name, const char *why)
 		fsync(qdir_fd[QD_CORRUPT]);
 }
 
+#define UNSAFE_FILE "not a regular file of mail_owner with one link"
+
+static int safe_file(const struct stat *st)
+{
+	return S_ISREG(st->st_mode) && st->st_uid == geteuid() && st->st_nlink == 1;
+}
+
 /* Load active/name into memory and hand it to the scheduler. */
 static void load_active(const char *name)
 {
 	char err[256];
 	struct stat st;
 	struct qmsg *m;
-	int fd, rc;
+	int fd, rc, saved;
 
 	fd = openat(qdir_fd[QD_ACTIVE], name, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
-		if (errno == ELOOP) {
+		saved = errno;
+		/* Someone else's file (EACCES) or a directory (EISDIR) fails
+		 * the same way at every try: quarantine it rather than retry
+		 * it at every queue run.  Only a failure on our own plain file
+		 * (EMFILE, ENOMEM, EIO) is worth a retry. */
+		if (saved == ELOOP) {
 			quarantine(QD_ACTIVE, name, "symbolic link");
+		} else if (fstatat(qdir_fd[QD_ACTIVE], name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+			   !safe_file(&st)) {
+			quarantine(QD_ACTIVE, name, UNSAFE_FILE);
 		} else {
-			log_warning("%s: open: %s", name, strerror(errno));
+			log_warning("%s: open: %s", name, strerror(saved));
 			reload_active = 1;
 		}
 		return;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid() || st.st_nlink != 1) {
+	if (fstat(fd, &st) < 0 || !safe_file(&st)) {
 		close(fd);
-		quarantine(QD_ACTIVE, name, "not a regular file of mail_owner with one link");
+		quarantine(QD_ACTIVE, name, UNSAFE_FILE);
 		return;
 	}
 	m = xcalloc(1, sizeof(*m));
@@ -161,11 +178,13 @@ static int for_each_entry(int dir, int limit, int (*fn)(const char *name, void *
 	struct dirent *de;
 	int fd, n = 0;
 
+	scan_failed = 0;
 	fd = openat(qdir_fd[dir], ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0 || !(d = fdopendir(fd))) {
 		log_warning("scan %s: %s", qdir_names[dir], strerror(errno));
 		if (fd >= 0)
 			close(fd);
+		scan_failed = 1;
 		return 0;
 	}
 	while (n < limit && (de = readdir(d)) != NULL) {
@@ -201,6 +220,8 @@ int queue_scan_incoming(void)
 	/* Full: what is left in incoming/ waits for room, and no trigger may
 	 * come for it (the clients are done) — msg_free asks for a new scan. */
 	incoming_blocked = n >= room;
+	if (room > 0 && scan_failed)
+		retry_incoming = 1; /* no trigger may come for what waits there */
 	return n;
 }
 
@@ -243,31 +264,54 @@ int queue_scan_deferred(int all)
 		qmgr_want_incoming();
 	}
 	if (reload_active) {
-		reload_active = 0;
-		room = for_each_entry(QD_ACTIVE, 1 << 30, take_orphan, NULL);
+		/* Within the active limit like any other load: each loaded
+		 * message holds a descriptor, and orphans may be many (an open
+		 * that failed with EMFILE leaves its file in active/). */
+		int n = 0;
+
+		reload_active = 0; /* a load that fails below sets it again */
+		room = (int)cf.qmgr_message_active_limit - active_count;
 		if (room > 0)
-			log_info("reloaded %d message(s) left in active/ by a failed move", room);
+			n = for_each_entry(QD_ACTIVE, room, take_orphan, NULL);
+		/* Stopped at the limit, or could not read active/: more may be
+		 * left, and nothing else would look for them before a restart. */
+		if (n >= room || scan_failed)
+			reload_active = 1;
+		if (n > 0)
+			log_info("reloaded %d message(s) left in active/ by a failed move", n);
 	}
 	room = (int)DEFERRED_SHARE(cf.qmgr_message_active_limit) - active_count;
 
 	return room > 0 ? for_each_entry(QD_DEFERRED, room, take_deferred, &all) : 0;
 }
 
-static int take_active(const char *name, void *arg)
+static int requeue_active(const char *name, void *arg)
 {
 	(void)arg;
-	load_active(name);
+	if (queue_move(QD_ACTIVE, QD_INCOMING, name) < 0) {
+		reload_active = 1; /* loaded from active/ when there is room */
+		return 0;
+	}
 	return 1;
 }
 
 void queue_recover_active(void)
 {
-	/* All of active/ is loaded whatever the limit: those files must be
-	 * resumed, and only a crash leaves more than the limit there. */
-	int n = for_each_entry(QD_ACTIVE, 1 << 30, take_active, NULL);
+	/* What a previous run left in active/ goes back to incoming/ (as
+	 * Postfix does) and is loaded from there within the active limit.
+	 * Loading all of it at once took a descriptor per message: with more
+	 * files than RLIMIT_NOFILE, EMFILE then failed the agents' connections
+	 * too, and nothing was delivered.  No fsync: after a crash the file is
+	 * in one of the two directories, and both are read at start. */
+	int n = for_each_entry(QD_ACTIVE, 1 << 30, requeue_active, NULL);
 
-	if (n > 0)
-		log_info("recovered %d message(s) left in active/ by a previous run", n);
+	if (scan_failed)
+		reload_active = 1;
+	if (n > 0) {
+		log_info("recovered %d message(s) left in active/ by a previous run (moved to %s/)", n,
+			 QDIR_INCOMING);
+		qmgr_want_incoming();
+	}
 }
 
 static int count_entry(const char *name, void *arg)

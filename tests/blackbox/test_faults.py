@@ -31,6 +31,8 @@ children, exec'd without faults) clears the fault.
   fiu_local_*       fsync EIO and fsync ENOSPC in local: delivery deferred,
                     Maildir tmp/ and new/ empty; after the fault clears the
                     message is delivered exactly once
+  fiu_qmgr_bounce_* fdatasync ENOSPC and EDQUOT in the queue manager while it
+                    writes the bounce for a 550: as rename_qmgr_bounce below
   fiu_random_*      every posix/io/* point but close (RANDOM_POINTS says
                     why) failing at random (probability FAULT_PROBABILITY,
                     default 0.02) in smtpd, qmgr, local and send while
@@ -43,16 +45,19 @@ children, exec'd without faults) clears the fault.
 
 Injected rename/link faults (tests/faults/renamefail.c, our LD_PRELOAD shim,
 $B/tests/faults/librenamefail.so: libfiu does not wrap renameat, linkat or
-link); switched on and off by a control file, without a restart:
+link, and fails write() for a whole process, not for one file); switched on
+and off by a control file, without a restart:
   rename_smtpd_*    tmp/ -> incoming/ fails: EIO -> 451 4.3.0, ENOSPC ->
-                    452 4.3.1; never a 250, nothing in tmp/ or incoming/,
-                    no throttling, normal service after
+                    452 4.3.1; a write() of the queue file fails: ENOSPC and
+                    EDQUOT -> 452 4.3.1; never a 250, nothing in tmp/ or
+                    incoming/, no throttling, normal service after
   rename_qmgr_*     incoming/ -> active/ fails (the message waits in
                     incoming/), active/ -> deferred/ fails after a 451 from
                     the sink (it stays in active/ and is retried from there),
-                    the bounce's tmp/ -> incoming/ fails (the original stays
-                    queued, tmp/ empty); once the fault clears, without a
-                    trigger or a restart: delivered, or bounced, exactly once
+                    the bounce's tmp/ -> incoming/ fails with EIO, or its
+                    write() with ENOSPC or EDQUOT (the original stays queued,
+                    tmp/ empty, nothing sent); once the fault clears, without
+                    a trigger or a restart: delivered, or bounced, exactly once
   rename_local_*    the Maildir tmp/ -> new/ link fails with EIO (4.3.0),
                     ENOSPC (4.2.2), EXDEV and then its rename fallback:
                     deferred, Maildir tmp/ empty, delivered exactly once
@@ -82,7 +87,7 @@ for cand in ("/usr/lib/fiu", "/usr/local/lib/fiu", "/usr/lib/x86_64-linux-gnu/fi
         FIU_LIB = cand
         break
 HAVE_FIU = FIU_RUN is not None and os.path.exists(os.path.join(FIU_LIB, "fiu_posix_preload.so"))
-EIO, ENOSPC, EMFILE = 5, 28, 24
+EIO, ENOSPC, EMFILE, EDQUOT = 5, 28, 24, 122
 RANDOM_MESSAGES = int(os.environ.get("FAULT_RANDOM_MESSAGES", "40"))
 # fiu_random's failure points: every posix/io/* point but close.  Linux
 # close(2) always releases the descriptor, even when it reports an error;
@@ -632,27 +637,95 @@ def sink_data(sink, rcpt=None):
         return [m for m in sink.messages if rcpt is None or rcpt in m["rcpts"]]
 
 
-def test_rename_smtpd(shim):
-    """smtpd's tmp/ -> incoming/ rename fails: 451 4.3.0 (EIO) or 452 4.3.1
-    (ENOSPC), never 250, nothing left in tmp/ or incoming/; then service."""
-    t, w, base = rename_instance("rn-smtpd", shim)
-    cases = [("eio", "EIO", 451, "4.3.0"), ("enospc", "ENOSPC", 452, "4.3.1")]
+def bounce_under_fault(t, sink, mid, why, fault_on, fault_off):
+    """A 550 from the sink for a message of mid while fault_on() makes the
+    queue manager's bounce fail (the log says why): the bounce is retried,
+    the original stays queued, no temp file, nothing goes out; once
+    fault_off() ran, exactly one bounce (and nothing else) is sent."""
+    sink.rcpt_replies["hard@relay.test"] = "550 5.1.1 no such user"
+    fault_on()
+    log0 = len(t.log_text())
+    stage, code, text = attempt(t.port, ["hard@relay.test"], mid=mid)
+    assert code == 250, "smtpd has no fault: %s %d %s" % (stage, code, text)
+    assert wait_for(lambda: t.log_text()[log0:].count("cannot queue the bounce") >= 2, 15), \
+        "the bounce was not tried (again) under the fault"
+    assert why in t.log_text()[log0:], "the log does not say %r" % why
+    assert qdir(t, "active") or qdir(t, "deferred"), \
+        "the original is gone before its bounce was queued: %s" % t.queue_files()
+    assert not qdir(t, "tmp"), "the failed bounce left tmp/ %s" % qdir(t, "tmp")
+
+    def bounces():
+        return [m for m in sink_data(sink, "f@faults.test") if mid.encode() in m["data"]]
+    assert not bounces(), "a bounce went out under the fault"
+    fault_off()
+    assert wait_for(lambda: bounces() and drained(t), 15), \
+        "no bounce after the fault cleared (queue %s)" % t.queue_files()
+    time.sleep(1)
+    assert len(bounces()) == 1, "%d bounces for the message" % len(bounces())
+    assert not sink_data(sink, "hard@relay.test"), "the rejected recipient got a copy"
+    assert not qdir(t, "tmp") and not qdir(t, "corrupt"), "left behind: %s" % t.queue_files()
+    del sink.rcpt_replies["hard@relay.test"]
+
+
+def test_fiu_qmgr_bounce():
+    """The bounce's fdatasync fails in the queue manager with ENOSPC or
+    EDQUOT (libfiu): as bounce_under_fault."""
+    sink = SmtpSink().start()
+    t, w, base = rename_instance("fiu-bounce", None, sink)
+    cases = [("fdatasync_enospc", ENOSPC, "No space left on device"),
+             ("fdatasync_edquot", EDQUOT, "Disk quota exceeded")]
     with t:
         res.on_fail.append(t.diagnostics)
         try:
             t.start()
-            for label, err, want_code, want_dsn in cases:
+            for label, errno_, why in cases:
+                name = "fiu_qmgr_bounce_%s" % label
+
+                def on():
+                    w.set("qmgr", "enable name=posix/io/sync/fdatasync,failinfo=%d" % errno_)
+                    assert reload_children(t, ["smtpd", "qmgr"]), "children not replaced after SIGHUP"
+
+                def off():
+                    w.clear()
+                    assert reload_children(t, ["smtpd", "qmgr"]), "children not replaced after SIGHUP"
+                try:
+                    bounce_under_fault(t, sink, "fiu.bounce.%s@qmgr" % label, why, on, off)
+                    res.ok(name)
+                except AssertionError as e:
+                    res.fail(name, str(e))
+                    w.clear()
+                    reload_children(t, ["smtpd", "qmgr"])
+        finally:
+            t.stop()
+            sink.stop()
+            res.on_fail.remove(t.diagnostics)
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def test_rename_smtpd(shim):
+    """smtpd's tmp/ -> incoming/ rename fails: 451 4.3.0 (EIO) or 452 4.3.1
+    (ENOSPC), never 250, nothing left in tmp/ or incoming/; then service."""
+    t, w, base = rename_instance("rn-smtpd", shim)
+    cases = [("eio", "EIO /incoming/", "renameat", 451, "4.3.0"),
+             ("enospc", "ENOSPC /incoming/", "renameat", 452, "4.3.1"),
+             ("write_enospc", "ENOSPC /queue/ write", "write", 452, "4.3.1"),
+             ("write_edquot", "EDQUOT /queue/ write", "write", 452, "4.3.1")]
+    with t:
+        res.on_fail.append(t.diagnostics)
+        try:
+            t.start()
+            for label, spec, op, want_code, want_dsn in cases:
                 name = "rename_smtpd_%s" % label
                 try:
-                    w.rename_fault("smtpd", "%s /incoming/" % err)
+                    w.rename_fault("smtpd", spec)
                     log0 = len(t.log_text())
                     got = [attempt(t.port, ["erin@localhost"], mid="rn.%s.%d@smtpd" % (label, i), size=3000)
                            for i in range(3)]
-                    assert not [g for g in got if g[1] == 250], "250 although the rename failed: %s" % got
+                    assert not [g for g in got if g[1] == 250], "250 although the %s failed: %s" % (op, got)
                     wrong = [g for g in got if not (g[1] == want_code and want_dsn in g[2])]
-                    assert not wrong, "want %d %s for a rename %s, got %s" % (want_code, want_dsn, err, wrong)
-                    n = injected(t, log0, "renameat")
-                    assert n >= 3, "the shim failed %d renames, want one per session (3)" % n
+                    assert not wrong, "want %d %s for %s, got %s" % (want_code, want_dsn, spec, wrong)
+                    n = injected(t, log0, op)
+                    assert n >= 3, "the shim failed %d %s calls, want one per session (3)" % (n, op)
                     assert wait_for(lambda: not qdir(t, "tmp") and not qdir(t, "incoming"), 5), \
                         "left behind: tmp/ %s incoming/ %s" % (qdir(t, "tmp"), qdir(t, "incoming"))
                     assert not throttled(t, "smtp", log0), "smtpd throttled: a crash loop"
@@ -733,31 +806,18 @@ def test_rename_qmgr(shim):
                 res.fail(name, str(e))
                 w.clear()
 
-            name = "rename_qmgr_bounce"
-            try:
-                sink.rcpt_replies["hard@relay.test"] = "550 5.1.1 no such user"
-                w.rename_fault("qmgr", "EIO /incoming/")
-                log0 = len(t.log_text())
-                mid = "rn.bounce@qmgr"
-                stage, code, text = attempt(t.port, ["hard@relay.test"], mid=mid)
-                assert code == 250, "smtpd has no fault: %s %d %s" % (stage, code, text)
-                assert wait_for(lambda: t.log_text()[log0:].count("cannot queue the bounce") >= 2, 15), \
-                    "the bounce was not tried (again) under the fault"
-                assert qdir(t, "active") or qdir(t, "deferred"), \
-                    "the original is gone before its bounce was queued: %s" % t.queue_files()
-                assert not qdir(t, "tmp"), "the failed bounce left tmp/ %s" % qdir(t, "tmp")
-                assert not sink_data(sink, "f@faults.test"), "a bounce went out under the fault"
-                w.rename_fault("qmgr", None)
-                assert wait_for(lambda: sink_data(sink, "f@faults.test") and drained(t), 15), \
-                    "no bounce after the fault cleared (queue %s)" % t.queue_files()
-                time.sleep(1)
-                bounces = [m for m in sink_data(sink, "f@faults.test") if mid.encode() in m["data"]]
-                assert len(bounces) == 1, "%d bounces for the message" % len(bounces)
-                assert not qdir(t, "tmp") and not qdir(t, "corrupt"), "left behind: %s" % t.queue_files()
-                res.ok(name)
-            except AssertionError as e:
-                res.fail(name, str(e))
-                w.clear()
+            # The bounce's tmp/ -> incoming/ rename, then its write(), fail.
+            for label, spec, why in (("", "EIO /incoming/", "Input/output error"),
+                                     ("_write_enospc", "ENOSPC /queue/ write", "No space left on device"),
+                                     ("_write_edquot", "EDQUOT /queue/ write", "Disk quota exceeded")):
+                name = "rename_qmgr_bounce%s" % label
+                try:
+                    bounce_under_fault(t, sink, "rn.bounce%s@qmgr" % label, why,
+                                       lambda: w.rename_fault("qmgr", spec), lambda: w.rename_fault("qmgr", None))
+                    res.ok(name)
+                except AssertionError as e:
+                    res.fail(name, str(e))
+                    w.clear()
         finally:
             t.stop()
             sink.stop()
@@ -849,7 +909,7 @@ def main():
         res.skip("fiu", "fault injection by preload cannot run with the sanitizer build")
     elif HAVE_FIU:
         for label, fn in (("smtpd", test_fiu_smtpd), ("local", test_fiu_local),
-                          ("random", test_fiu_random)):
+                          ("qmgr_bounce", test_fiu_qmgr_bounce), ("random", test_fiu_random)):
             if only and label not in only:
                 continue
             if label == "random" and not os.environ.get("FAULT_STRESS") and "random" not in only:

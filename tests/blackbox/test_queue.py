@@ -19,20 +19,35 @@
                   exactly once
   corrupt_*       a garbage file named like a queue ID in incoming/ ends in
                   corrupt/, the log says "corrupt queue file", mail still flows
+  unsafe_*        valid queue files that are a symbolic link, root's, a second
+                  hard link, or a directory, in incoming/, active/ and deferred/
+                  at a restart: all end in corrupt/, none is delivered, the
+                  files outside the queue are untouched, the queue manager
+                  neither exits nor restarts, mail still flows
   tmp_*           a (valid) queue file in tmp/ is never delivered; one older
                   than 6 hours is removed when the queue manager starts
+  many_*          MANY (300) messages in active/ at a start, with the queue
+                  manager's RLIMIT_NOFILE at MANY_NOFILE (64, a wrapper script)
+                  and an active limit of 20: every one is delivered exactly
+                  once, the queue manager never exits, nothing in corrupt/;
+                  the same with only the soft limit at 64 and an active limit
+                  of 100, and not one EMFILE (the queue manager raises its
+                  soft limit to what its active limit needs); and with both
+                  limits at 64 and an active limit of 100 (loads and scans
+                  meet EMFILE, and are retried)
 """
 
 import os
 import pwd
 import re
+import shutil
 import signal
 import smtplib
 import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from tern_harness import (Results, SmtpSink, Tern, free_port, mail_owner,  # noqa: E402
+from tern_harness import (DAEMON_DIR, Results, SmtpSink, Tern, free_port, mail_owner,  # noqa: E402
                           parse_message, prerequisites_or_fail, prog_name, proc_table, wait_for)
 
 res = Results()
@@ -291,6 +306,80 @@ def test_corrupt(t):
     assert wait_for(lambda: not pending(t), 10.0), "queue not empty: %s" % pending(t)
 
 
+UNSAFE_KINDS = ("symlink", "owner", "hardlink", "directory")
+
+
+def plant_unsafe(t, qid, data):
+    """Put into incoming/, active/ and deferred/ (due) one file of each
+    UNSAFE_KINDS, each a valid copy of data (queue file qid) under its own
+    ID: a symbolic link to a file outside the queue, a file owned by root
+    (as root only), a second hard link of a file outside the queue, a
+    directory.  Returns ({name: kind}, {outside path: bytes})."""
+    names, outside = {}, {}
+    uid, gid = owner_ids()
+    past = time.time() - 3600
+    for d, sub in enumerate(("incoming", "active", "deferred")):
+        for k, kind in enumerate(UNSAFE_KINDS):
+            if kind == "owner" and os.getuid() != 0:
+                continue
+            name = "%X%X%s" % (d + 1, k + 1, qid[2:])
+            copy = data.replace(qid.encode(), name.encode())
+            path = os.path.join(t.queue, sub, name)
+            if kind in ("symlink", "hardlink"):
+                src = os.path.join(t.dir, "outside-%s-%s" % (sub, kind))
+                write_queue_file(src, copy)
+                outside[src] = copy
+                if kind == "symlink":
+                    os.symlink(src, path)
+                else:
+                    os.link(src, path)
+            elif kind == "owner":
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                os.write(fd, copy)
+                os.close(fd)  # root's, not mail_owner's
+            else:
+                os.mkdir(path, 0o700)
+                os.chown(path, uid, gid)
+            if sub == "deferred":
+                os.utime(path, (past, past), follow_symlinks=False)
+            names[name] = "%s/ %s" % (sub, kind)
+    return names, outside
+
+
+def test_unsafe_files(t):
+    """Files a queue manager must not trust, in incoming/, active/ and
+    deferred/ across a restart: each ends in corrupt/, nothing outside the
+    queue is read as mail or changed, the queue manager keeps running (no
+    exit, no restart) and mail still flows."""
+    subject = "unsafe template"
+    qid, data = capture_queue_file(t, subject, rcpt="unsafe@localhost")
+    assert wait_for(lambda: subject in subjects(t, "unsafe"), 15.0), "template message not delivered"
+    assert wait_for(lambda: not queue_has(t, qid), 10.0), "template message still queued"
+    t.stop()
+    names, outside = plant_unsafe(t, qid, data)
+    log_before = len(t.log_text())
+    t.start()
+    corrupt = os.path.join(t.queue, "corrupt")
+    assert wait_for(lambda: set(names) <= set(os.listdir(corrupt)), 15.0), \
+        "not in corrupt/ within 15 s: %s (queue %s)" % (
+            sorted(v for n, v in names.items() if n not in os.listdir(corrupt)), pending(t))
+    code, text = submit(t.port, "sender@client.test", ["alice@localhost"], message("after unsafe", "flowing\r\n"))
+    assert code == 250, "end of DATA got %d %s" % (code, text)
+    assert wait_for(lambda: "after unsafe" in subjects(t, "alice"), 15.0), "mail after the unsafe files not delivered"
+    assert wait_for(lambda: not pending(t), 10.0), "queue not empty: %s" % pending(t)
+    time.sleep(2.0)
+    n = subjects(t, "unsafe").count(subject)
+    assert n == 1, "unsafe@localhost has %d copies of the template (want 1): an unsafe file was delivered" % n
+    for path, want in outside.items():
+        with open(path, "rb") as f:
+            assert f.read() == want, "%s (outside the queue) was changed" % path
+    log = t.log_text()[log_before:]
+    died = re.findall(r"process qmgr pid \d+ (?:exit status|killed by signal) \d+", log)
+    assert not died, "the queue manager died: %s" % died
+    quarantined = len(re.findall(r"corrupt queue file", log))
+    assert quarantined >= len(names), "%d 'corrupt queue file' lines for %d files" % (quarantined, len(names))
+
+
 def test_tmp(t):
     # A complete, valid queue file written by tern itself, put in tmp/: it
     # was never acknowledged, so it must never be delivered.
@@ -381,6 +470,81 @@ def test_crash_recovery():
             res.on_fail.remove(t.diagnostics)
 
 
+MANY = 300
+MANY_NOFILE = 64
+
+
+def nofile_daemon_dir(base, ulimit):
+    """A daemon_directory whose qmgr runs the real one after `ulimit ULIMIT`
+    (RLIMIT_NOFILE lowered); the other programs are links to the real ones."""
+    d = os.path.join(base, "libexec-nofile")
+    os.makedirs(d)
+    for name in os.listdir(DAEMON_DIR):
+        real = os.path.join(DAEMON_DIR, name)
+        if name == "qmgr":
+            with open(os.path.join(d, name), "w") as f:
+                f.write("#!/bin/sh\nulimit %s || exit 1\nexec '%s' \"$@\"\n" % (ulimit, real))
+            os.chmod(os.path.join(d, name), 0o755)
+        else:
+            os.symlink(real, os.path.join(d, name))
+    return d
+
+
+def test_many_active_at_restart(ulimit, limit, no_emfile):
+    """MANY messages in active/ at a start (a queue manager that died with
+    a full active queue, or an admin's restore), more than the queue
+    manager's RLIMIT_NOFILE (`ulimit ULIMIT`): each is delivered exactly
+    once, the queue manager never exits; with no_emfile, no open in the
+    queue manager failed with EMFILE."""
+    base = os.path.realpath(__import__("tempfile").mkdtemp(prefix="tern-many-"))
+    os.chmod(base, 0o755)
+    conf = {"daemon_directory": nofile_daemon_dir(base, ulimit), "qmgr_message_active_limit": str(limit)}
+    with Tern(conf=conf, name="many") as t:
+        res.on_fail.append(t.diagnostics)
+        try:
+            t.start()
+            template = "many 000000"
+            qid, data = capture_queue_file(t, template, rcpt="many@localhost")
+            assert wait_for(lambda: template in subjects(t, "many"), 15.0), "template message not delivered"
+            assert wait_for(lambda: not queue_has(t, qid), 10.0), "template message still queued"
+            t.stop()
+            for i in range(1, MANY + 1):
+                name = "%08X%s" % (i, qid[8:])
+                copy = data.replace(qid.encode(), name.encode()).replace(template.encode(),
+                                                                          ("many %06d" % i).encode())
+                copy = copy.replace(template.replace(" ", ".").encode(), ("many.%06d" % i).encode())
+                write_queue_file(os.path.join(t.queue, "active", name), copy)
+            log_before = len(t.log_text())
+            t.start()
+            want = ["many %06d" % i for i in range(MANY + 1)]
+            ok = wait_for(lambda: len(t.mail_files("many")) >= MANY + 1 and not pending(t), 120.0, 0.5)
+            got = subjects(t, "many")
+            missing = sorted(set(want) - set(got))
+            assert ok and not missing, "%d of %d delivered within 120 s, missing %s..., queue %s" % (
+                len(set(got) & set(want)), len(want), missing[:5], {k: len(v) for k, v in pending(t).items()})
+            time.sleep(2.0)
+            got = subjects(t, "many")
+            dups = sorted(s for s in set(got) if got.count(s) > 1)
+            assert not dups, "delivered more than once: %s" % dups[:10]
+            log = t.log_text()[log_before:]
+            died = re.findall(r"process qmgr pid \d+ (?:exit status|killed by signal) \d+", log)
+            assert not died, "the queue manager died: %s" % died
+            emfile = log.count("Too many open files")
+            assert not (no_emfile and emfile), "%d EMFILE failures in the log" % emfile
+            assert not qdir_names(t, "corrupt"), "files in corrupt/: %s" % qdir_names(t, "corrupt")[:5]
+        finally:
+            t.stop()
+            res.on_fail.remove(t.diagnostics)
+            shutil.rmtree(base, ignore_errors=True)
+
+
+def qdir_names(t, sub):
+    try:
+        return sorted(os.listdir(os.path.join(t.queue, sub)))
+    except OSError:
+        return []
+
+
 def capture_then_hold(t, subject):
     """Stop the queue manager, submit one local message, leave it stopped
     (the caller kills the instance).  Returns (qid, bytes)."""
@@ -413,6 +577,7 @@ def main():
             res.run("deferred_delivered_when_peer_up", test_deferred, t, down)
             res.run("mixed_local_bounce_remote", test_mixed, t, sink)
             res.run("corrupt_file_quarantined", test_corrupt, t)
+            res.run("unsafe_files_quarantined", test_unsafe_files, t)
             got = {}
 
             def tmp():
@@ -424,6 +589,10 @@ def main():
         sink.stop()
         res.on_fail.remove(t.diagnostics)
     res.run("crash_kill9_nothing_lost", test_crash_recovery)
+    res.run("many_active_at_restart_over_nofile", test_many_active_at_restart, "-n %d" % MANY_NOFILE, 20, False)
+    res.run("many_active_at_restart_soft_nofile", test_many_active_at_restart, "-S -n %d" % MANY_NOFILE, 100, True)
+    res.run("many_active_at_restart_limit_over_nofile", test_many_active_at_restart, "-n %d" % MANY_NOFILE, 100,
+            False)
     res.exit()
 
 

@@ -4,6 +4,9 @@
  * POSIX preload wraps rename() but not renameat(), renameat2(), link() or
  * linkat(), and tern's queue moves files with renameat(); this shim wraps
  * all five.  Built by the Makefile into $(B)/tests/faults/librenamefail.so.
+ * It also fails write(2) to a file whose path matches, when OPS names
+ * "write": libfiu can only fail every write of a process, its log and its
+ * status pipe included, and tern's queue files are written with write().
  *
  * Configuration, read at every call (renames are rare; a test can change
  * the fault while the daemon runs):
@@ -18,7 +21,9 @@
  *                              descriptor is resolved through /proc/self/fd,
  *                              so "incoming/" or "/new/" match
  *   TERN_FAIL_RENAME_OPS=LIST  only these of rename,renameat,renameat2,
- *                              link,linkat (default: all)
+ *                              link,linkat (default: all five), and write
+ *                              (only when listed: the file written to is
+ *                              the "destination"; fds 0-2 never fail)
  * Every injected failure is reported on stderr (the daemon's log) as
  * "renamefail: OP DEST: ERRNO-NAME", so a test can count them.
  *
@@ -90,12 +95,31 @@ static void dest_path(int dirfd, const char *name, char *out, size_t outsize)
 	snprintf(out + n, outsize - (size_t)n, "/%s", name);
 }
 
-/* The errno to fail op on dest with, or 0 to let it through. */
-static int want_failure(const char *op, const char *dest)
+/* 1 when op is an item of the comma-separated list ops. */
+static int op_listed(const char *ops, const char *op)
+{
+	size_t l = strlen(op);
+	const char *p = ops;
+
+	for (;;) {
+		p = strstr(p, op);
+		if (!p)
+			return 0;
+		if ((p == ops || p[-1] == ',') && (p[l] == 0 || p[l] == ','))
+			return 1;
+		p += l;
+	}
+}
+
+/* The errno to fail op on dest with, or 0 to let it through.  An op that
+ * is not a rename or link (explicit) fails only when OPS names it; dest
+ * NULL: resolve the destination from dirfd (only once the rest matched,
+ * a readlink per write being the cost). */
+static int want_failure(const char *op, int explicit, int dirfd, const char *dest)
 {
 	const char *err = getenv("TERN_FAIL_RENAME"), *match = getenv("TERN_FAIL_RENAME_MATCH");
 	const char *ctl = getenv("TERN_FAIL_RENAME_CTL"), *ops = getenv("TERN_FAIL_RENAME_OPS");
-	char text[512], word[64], sub[400], oplist[64];
+	char text[512], word[64], sub[400], oplist[64], path[1024];
 	int fd, e;
 	ssize_t n;
 
@@ -117,32 +141,44 @@ static int want_failure(const char *op, const char *dest)
 	}
 	if (!err || !(e = parse_errno(err)))
 		return 0;
+	if (ops && *ops ? !op_listed(ops, op) : explicit)
+		return 0;
+	if (!dest) {
+		char link[64];
+
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+		n = readlink(link, path, sizeof(path) - 1);
+		if (n < 0)
+			return 0;
+		path[n] = 0;
+		dest = path;
+	}
 	if (match && *match && !strstr(dest, match))
 		return 0;
-	if (ops && *ops) {
-		size_t l = strlen(op);
-		const char *p = ops;
-
-		for (;;) {
-			p = strstr(p, op);
-			if (!p)
-				return 0;
-			if ((p == ops || p[-1] == ',') && (p[l] == 0 || p[l] == ','))
-				break;
-			p += l;
-		}
-	}
 	return e;
 }
 
-/* Report and fail: -1 with errno e. */
-static int fail(const char *op, const char *dest, int e)
-{
-	char line[1200];
-	int n = snprintf(line, sizeof(line), "renamefail: %s %s: %s\n", op, dest, errno_name(e));
+static void *next_symbol(const char *name);
 
-	if (n > 0)
-		(void)!write(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+/* Report and fail: -1 with errno e.  The report goes through the real
+ * write, not ours. */
+static int fail(const char *op, int dirfd, const char *dest, int e)
+{
+	ssize_t (*real)(int, const void *, size_t) =
+		(ssize_t(*)(int, const void *, size_t))next_symbol("write");
+	char line[1200], link[64], path[1024];
+	ssize_t k;
+	int n;
+
+	if (!dest) {
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", dirfd);
+		k = readlink(link, path, sizeof(path) - 1);
+		path[k < 0 ? 0 : k] = 0;
+		dest = path;
+	}
+	n = snprintf(line, sizeof(line), "renamefail: %s %s: %s\n", op, dest, errno_name(e));
+	if (n > 0 && real)
+		(void)!real(2, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 	errno = e;
 	return -1;
 }
@@ -165,8 +201,8 @@ int rename(const char *oldpath, const char *newpath)
 	int e;
 
 	dest_path(AT_FDCWD, newpath, dest, sizeof(dest));
-	if ((e = want_failure("rename", dest)) != 0)
-		return fail("rename", dest, e);
+	if ((e = want_failure("rename", 0, -1, dest)) != 0)
+		return fail("rename", -1, dest, e);
 	return real ? real(oldpath, newpath) : -1;
 }
 
@@ -178,8 +214,8 @@ int renameat(int olddirfd, const char *oldpath, int newdirfd, const char *newpat
 	int e;
 
 	dest_path(newdirfd, newpath, dest, sizeof(dest));
-	if ((e = want_failure("renameat", dest)) != 0)
-		return fail("renameat", dest, e);
+	if ((e = want_failure("renameat", 0, -1, dest)) != 0)
+		return fail("renameat", -1, dest, e);
 	return real ? real(olddirfd, oldpath, newdirfd, newpath) : -1;
 }
 
@@ -191,8 +227,8 @@ int renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpa
 	int e;
 
 	dest_path(newdirfd, newpath, dest, sizeof(dest));
-	if ((e = want_failure("renameat2", dest)) != 0)
-		return fail("renameat2", dest, e);
+	if ((e = want_failure("renameat2", 0, -1, dest)) != 0)
+		return fail("renameat2", -1, dest, e);
 	return real ? real(olddirfd, oldpath, newdirfd, newpath, flags) : -1;
 }
 
@@ -203,8 +239,8 @@ int link(const char *oldpath, const char *newpath)
 	int e;
 
 	dest_path(AT_FDCWD, newpath, dest, sizeof(dest));
-	if ((e = want_failure("link", dest)) != 0)
-		return fail("link", dest, e);
+	if ((e = want_failure("link", 0, -1, dest)) != 0)
+		return fail("link", -1, dest, e);
 	return real ? real(oldpath, newpath) : -1;
 }
 
@@ -216,7 +252,18 @@ int linkat(int olddirfd, const char *oldpath, int newdirfd, const char *newpath,
 	int e;
 
 	dest_path(newdirfd, newpath, dest, sizeof(dest));
-	if ((e = want_failure("linkat", dest)) != 0)
-		return fail("linkat", dest, e);
+	if ((e = want_failure("linkat", 0, -1, dest)) != 0)
+		return fail("linkat", -1, dest, e);
 	return real ? real(olddirfd, oldpath, newdirfd, newpath, flags) : -1;
+}
+
+ssize_t write(int fd, const void *buf, size_t count)
+{
+	ssize_t (*real)(int, const void *, size_t) =
+		(ssize_t(*)(int, const void *, size_t))next_symbol("write");
+	int e;
+
+	if (fd > 2 && (e = want_failure("write", 1, fd, NULL)) != 0)
+		return fail("write", fd, NULL, e);
+	return real ? real(fd, buf, count) : -1;
 }

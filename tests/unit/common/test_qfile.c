@@ -291,6 +291,49 @@ START_TEST(reader_rejects_corruption)
 }
 END_TEST
 
+/* A CR or LF inside any field (the envelope's and the trailer's) makes the
+ * file unreadable, never a shorter field followed by a record made of the
+ * field's tail (Exim CVE-2020-28015: newlines injected into the spool). */
+START_TEST(reader_rejects_line_breaks_in_fields)
+{
+	/* Each: a record, the character in it that is replaced. */
+	static const struct {
+		const char *rec;
+		size_t at;
+	} spots[] = {
+		{ "N e1x", 4 },		 /* ENVID */
+		{ "C h.x", 3 },		 /* client */
+		{ "S a@b", 3 },		 /* sender */
+		{ "R P 0 o;x c@d", 7 },	 /* ORCPT */
+		{ "R P 0 o;x c@d", 11 }, /* recipient */
+		{ "W 1 0 why not", 7 },	 /* retry reason (trailer) */
+		{ "A P 0 - 0 k@l", 11 }, /* expansion result (trailer) */
+	};
+	static const char brk[] = { '\n', '\r' };
+	char good[512], bad[512], err[256];
+	const char *tail = "F 0\nN e1x\nC h.x\nS a@b\nR P 0 o;x c@d\nE\n";
+	const char *trailer = "A P 0 - 0 k@l\nW 1 0 why not\n";
+	size_t i, j, hl;
+	int n;
+	char *p;
+
+	n = snprintf(good, sizeof(good), HEAD "Z %020d %020d\n%sxyz%s", 0, 0, tail, trailer);
+	hl = (size_t)n - 3 - strlen(trailer);
+	n = snprintf(good, sizeof(good), HEAD "Z %020zu %020d\n%sxyz%s", hl, 3, tail, trailer);
+	ck_assert_msg(read_raw(good, (size_t)n, err, sizeof(err)) == 0, "%s", err);
+	for (i = 0; i < sizeof(spots) / sizeof(spots[0]); i++)
+		for (j = 0; j < sizeof(brk); j++) {
+			memcpy(bad, good, (size_t)n + 1);
+			p = strstr(bad, spots[i].rec);
+			ck_assert_ptr_nonnull(p);
+			p[spots[i].at] = brk[j];
+			ck_assert_msg(read_raw(bad, (size_t)n, err, sizeof(err)) == -1,
+				      "accepted %s with %s at %zu", spots[i].rec, j ? "CR" : "LF",
+				      spots[i].at);
+		}
+}
+END_TEST
+
 /* Expansion results appended after the content (A records) survive a
  * re-read with their parent, state and ORCPT; marks on them persist. */
 START_TEST(trailer_children_round_trip)
@@ -787,6 +830,7 @@ static Suite *qfile_suite(void)
 	tcase_add_test(tc, writer_refuses_control_chars);
 	tcase_add_test(tc, commit_fails_without_incoming);
 	tcase_add_test(tc, reader_rejects_corruption);
+	tcase_add_test(tc, reader_rejects_line_breaks_in_fields);
 	tcase_add_test(tc, trailer_children_round_trip);
 	tcase_add_test(tc, trailer_interrupted_append);
 	tcase_add_test(tc, trailer_rejects_bad_records);
