@@ -457,25 +457,35 @@ def test_socket_modes(t):
 
 # ----------------------------------------------------------------------------
 
+def replace_daemon(t, agent, script):
+    """Point t's daemon_directory at a copy of the real one in which agent
+    is the shell script given (%(starts)s and %(ddir)s filled in); returns
+    (the directory, the file the script appends its pid to, world-writable
+    because children drop root)."""
+    ddir = os.path.join(t.dir, "libexec")
+    os.mkdir(ddir, 0o755)
+    for a in AGENTS:
+        if a != agent:
+            os.symlink(os.path.join(DAEMON_DIR, a), os.path.join(ddir, a))
+    starts = os.path.join(t.dir, "%s-starts" % agent)
+    with open(starts, "w"):
+        pass
+    os.chmod(starts, 0o666)
+    path = os.path.join(ddir, agent)
+    with open(path, "w") as f:
+        f.write(script % {"starts": starts, "ddir": ddir})
+    os.chmod(path, 0o755)
+    t.conf["daemon_directory"] = ddir
+    t.write_conf()
+    return ddir, starts
+
+
 def test_throttle():
     with Tern(name="throttle") as t:
         res.on_fail.append(t.diagnostics)
         try:
-            ddir = os.path.join(t.dir, "libexec")
-            os.mkdir(ddir, 0o755)
-            for a in AGENTS:
-                if a != "send":
-                    os.symlink(os.path.join(DAEMON_DIR, a), os.path.join(ddir, a))
-            starts = os.path.join(t.dir, "send-starts")
-            with open(starts, "w"):
-                pass
-            os.chmod(starts, 0o666)
-            script = os.path.join(ddir, "send")
-            with open(script, "w") as f:
-                f.write("#!/bin/sh\n# a send that dies at once\necho $$ >> '%s'\nexit 1\n" % starts)
-            os.chmod(script, 0o755)
-            t.conf["daemon_directory"] = ddir
-            t.write_conf()
+            _, starts = replace_daemon(t, "send",
+                                       "#!/bin/sh\n# a send that dies at once\necho $$ >> '%(starts)s'\nexit 1\n")
 
             t.start()
             t0 = time.monotonic()
@@ -521,23 +531,10 @@ def test_crash_loop():
     with Tern(name="crashloop") as t:
         res.on_fail.append(t.diagnostics)
         try:
-            ddir = os.path.join(t.dir, "libexec")
-            os.mkdir(ddir, 0o755)
-            for a in AGENTS:
-                if a != "smtpd":
-                    os.symlink(os.path.join(DAEMON_DIR, a), os.path.join(ddir, a))
-            starts = os.path.join(t.dir, "smtpd-starts")
-            with open(starts, "w"):
-                pass
-            os.chmod(starts, 0o666)
+            ddir, starts = replace_daemon(t, "smtpd", "#!/bin/sh\n# an smtpd that crashes on every connection\n"
+                                          "exec %s '%%(ddir)s/crasher.py' '%%(starts)s'\n" % sys.executable)
             with open(os.path.join(ddir, "crasher.py"), "w") as f:
                 f.write(CRASHER)
-            with open(os.path.join(ddir, "smtpd"), "w") as f:
-                f.write("#!/bin/sh\n# an smtpd that crashes on every connection\nexec %s %s '%s'\n"
-                        % (sys.executable, os.path.join(ddir, "crasher.py"), starts))
-            os.chmod(os.path.join(ddir, "smtpd"), 0o755)
-            t.conf["daemon_directory"] = ddir
-            t.write_conf()
 
             def nstarts():
                 with open(starts) as f:

@@ -1,7 +1,11 @@
 /*
  * testutil — helpers shared by the unit tests (see testutil.h).
  */
+#include <check.h>
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -35,4 +39,19 @@ void test_rm_rf(const char *path)
 		closedir(d);
 	}
 	rmdir(path);
+}
+
+char *test_slurp(const char *path, size_t *len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
+	struct stat st;
+	ck_assert_int_eq(fstat(fd, &st), 0);
+	char *p = malloc((size_t)st.st_size + 1);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(read(fd, p, (size_t)st.st_size), st.st_size);
+	p[st.st_size] = '\0';
+	*len = (size_t)st.st_size;
+	close(fd);
+	return p;
 }

@@ -120,21 +120,6 @@ static size_t list_dir(const char *dir, char names[][256], size_t max)
 	return n;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-	int fd = open(path, O_RDONLY);
-	ck_assert_msg(fd >= 0, "open %s: %s", path, strerror(errno));
-	struct stat st;
-	ck_assert_int_eq(fstat(fd, &st), 0);
-	char *p = malloc((size_t)st.st_size + 1);
-	ck_assert_ptr_nonnull(p);
-	ck_assert_int_eq(read(fd, p, (size_t)st.st_size), st.st_size);
-	p[st.st_size] = '\0';
-	*len = (size_t)st.st_size;
-	close(fd);
-	return p;
-}
-
 static void maildir_of(const char *user, const char *sub, char *out, size_t size)
 {
 	snprintf(out, size, "%s/%s/Maildir/%s", base, user, sub);
@@ -158,7 +143,7 @@ START_TEST(test_basic_delivery)
 	ck_assert_uint_eq(list_dir(dir, names, 4), 1);
 	snprintf(path, sizeof(path), "%s/%s", dir, names[0]);
 	size_t len;
-	char *got = slurp(path, &len);
+	char *got = test_slurp(path, &len);
 	const char *want = "Return-Path: <bob@example.org>\nDelivered-To: Alice+lists@Example.COM\n"
 			   "Received: from x\nSubject: hi\n\nbody line\n.dot line\n";
 	ck_assert_uint_eq(len, strlen(want));
@@ -213,7 +198,7 @@ START_TEST(test_null_sender_and_unique_names)
 		char path[2048];
 		size_t len;
 		snprintf(path, sizeof(path), "%s/%.255s", dir, names[i]);
-		char *got = slurp(path, &len);
+		char *got = test_slurp(path, &len);
 		ck_assert(strncmp(got, "Return-Path: <>\nDelivered-To: ", 30) == 0);
 		free(got);
 	}
@@ -262,7 +247,7 @@ START_TEST(test_loop_detection)
 	maildir_of("frank", "new", dir, sizeof(dir));
 	ck_assert_uint_eq(list_dir(dir, names, 4), 1);
 	snprintf(path, sizeof(path), "%s/%s", dir, names[0]);
-	char *again = slurp(path, &len);
+	char *again = test_slurp(path, &len);
 	int fd2 = message_fd(again, len);
 	struct deliver_request r2;
 	request(&r2, "x@example.org", len);
@@ -407,7 +392,7 @@ START_TEST(test_large_message_streamed)
 	ck_assert_uint_eq(list_dir(dir, names, 2), 1);
 	snprintf(path, sizeof(path), "%s/%s", dir, names[0]);
 	size_t got_len;
-	char *got = slurp(path, &got_len);
+	char *got = test_slurp(path, &got_len);
 	const char *hdr = "Return-Path: <x@example.org>\nDelivered-To: judy@example.com\n";
 	ck_assert_uint_eq(got_len, strlen(hdr) + len);
 	ck_assert(memcmp(got, hdr, strlen(hdr)) == 0);

@@ -242,17 +242,7 @@ char *fake_finish(struct fake *f, size_t *len)
 		kill(f->pid, SIGKILL);
 		waitpid(f->pid, &st, 0);
 	}
-	int fd = open(f->record, O_RDONLY);
-	ck_assert_int_ge(fd, 0);
-	struct stat sb;
-	ck_assert_int_eq(fstat(fd, &sb), 0);
-	char *p = malloc((size_t)sb.st_size + 1);
-	ck_assert_ptr_nonnull(p);
-	ck_assert_int_eq(read(fd, p, (size_t)sb.st_size), sb.st_size);
-	p[sb.st_size] = '\0';
-	close(fd);
-	*len = (size_t)sb.st_size;
-	return p;
+	return test_slurp(f->record, len);
 }
 
 /* --- the client side --- */
