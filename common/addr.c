@@ -147,7 +147,7 @@ static enum addr_error parse_dot_local(ptr *pp, int flags, char *out)
 /* Quoted-string local part: decode, then re-encode canonically into out. */
 static enum addr_error parse_quoted_local(ptr *pp, int flags, char *out)
 {
-	unsigned char content[ADDR_LOCAL_MAX + 4];
+	unsigned char content[ADDR_LOCAL_MAX + 4] = { 0 }; /* zeroed: gcc cannot see that n bounds the reads */
 	ptr p = *pp + 1;
 	size_t n = 0, o = 0;
 
@@ -433,13 +433,40 @@ int addr_domain_eq(const char *a, const char *b)
 	return 1;
 }
 
+/*
+ * A quoted local part ("joe+a b") is split in its unquoted form, as Postfix
+ * does: user joe, extension "a b".  Only when the user part needs no quotes
+ * itself, so it names the same user as an unquoted joe+...; otherwise
+ * (or without a delimiter) it is not split.  1 when split, else 0.
+ */
+static int split_quoted(const char *local, size_t n, const char *delims, char *user, char *ext)
+{
+	char raw[ADDR_SIZE];
+	size_t m = 0, cut;
+
+	for (size_t i = 1; i < n && local[i] != '"'; i++) {
+		if (local[i] == '\\' && i + 1 < n)
+			i++;
+		raw[m++] = local[i];
+	}
+	raw[m] = '\0';
+	cut = strcspn(raw, delims);
+	if (cut == 0 || cut >= m || !is_dot_string((const unsigned char *)raw, cut))
+		return 0;
+	memcpy(user, raw, cut);
+	user[cut] = '\0';
+	memcpy(ext, raw + cut + 1, m - cut); /* includes the NUL */
+	return 1;
+}
+
 int addr_split_extension(const char *local, const char *delims, char *user, char *ext)
 {
 	size_t n = strlen(local), cut;
 
 	ext[0] = '\0';
-	/* A quoted local part is never split: the delimiter may sit inside
-	 * the quotes, and "user" would no longer be a valid local part. */
+	if (delims != NULL && *delims != '\0' && n < ADDR_SIZE && local[0] == '"' &&
+	    split_quoted(local, n, delims, user, ext))
+		return 1;
 	cut = (delims == NULL || *delims == '\0' || n >= ADDR_SIZE || local[0] == '"') ? n
 											: strcspn(local, delims);
 	if (cut == 0 || cut >= n) {

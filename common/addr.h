@@ -72,7 +72,9 @@ int addr_domain_eq(const char *a, const char *b);
 
 /* Split a local part at the first recipient delimiter character (any char of
  * delims) into user and extension; returns 1 when split, 0 when there was no
- * extension (ext = "").  user/ext buffers must be ADDR_SIZE. */
+ * extension (ext = "").  A quoted local part is split unquoted when its user
+ * part needs no quotes ("joe+a b" → joe, a b), else not split.  user/ext
+ * buffers must be ADDR_SIZE. */
 int addr_split_extension(const char *local, const char *delims, char *user, char *ext);
 
 #endif

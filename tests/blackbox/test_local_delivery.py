@@ -509,6 +509,27 @@ def test_main():
                 os.unlink(fwd)
         res.run("metachar_extension_inert", metachars_extension)
 
+        def quoted_extension():
+            # A quoted local part is split unquoted, as Postfix does:
+            # "c+x;touch m3" is user c with the extension "x;touch m3",
+            # which needs the quotes (space, ';') and stays inert text.
+            made = os.path.join(c.pw_dir, "m3")
+            got = os.path.join(out, "quotedext.txt")
+            fwd = os.path.join(c.pw_dir, ".forward")
+            write(fwd, "\\%s, \"|printf %%s $EXTENSION > %s\"\n" % (c.pw_name, got), owner=c)
+            try:
+                n = len(maildir_files(c.pw_dir))
+                send(port, '"%s+x;touch m3"@localhost' % c.pw_name)
+                # the command's own unquoted $EXTENSION is split at the space
+                assert wait_for(lambda: os.path.exists(got) and read(got) == "x;touchm3", 15), \
+                    "EXTENSION %r" % (read(got) if os.path.exists(got) else None)
+                assert wait_for(lambda: len(maildir_files(c.pw_dir)) > n, 15), "no mailbox copy"
+                time.sleep(0.5)
+                assert not os.path.exists(made), "the extension was evaluated"
+            finally:
+                os.unlink(fwd)
+        res.run("quoted_local_part_extension_split", quoted_extension)
+
         def virtual():
             send(port, "v1@virt.test")
             d = os.path.join(vbase, "v1", "Maildir", "new")

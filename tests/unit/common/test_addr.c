@@ -392,9 +392,22 @@ START_TEST(test_split_extension)
 	ck_assert_int_eq(addr_split_extension("joe+x", "", user, ext), 0);
 	ck_assert_str_eq(user, "joe+x");
 	ck_assert_int_eq(addr_split_extension("joe+x", NULL, user, ext), 0);
-	ck_assert_int_eq(addr_split_extension("\"a+b c\"", "+", user, ext), 0);
-	ck_assert_str_eq(user, "\"a+b c\"");
+	/* quoted: split unquoted, as Postfix does, when the user part is a
+	 * plain dot-string; escapes are undone in the extension */
+	ck_assert_int_eq(addr_split_extension("\"a+b c\"", "+", user, ext), 1);
+	ck_assert_str_eq(user, "a");
+	ck_assert_str_eq(ext, "b c");
+	ck_assert_int_eq(addr_split_extension("\"joe+x\\\"y\\\\z\"", "+", user, ext), 1);
+	ck_assert_str_eq(user, "joe");
+	ck_assert_str_eq(ext, "x\"y\\z");
+	ck_assert_int_eq(addr_split_extension("\"a b+c\"", "+", user, ext), 0); /* the user needs quotes */
+	ck_assert_str_eq(user, "\"a b+c\"");
 	ck_assert_str_eq(ext, "");
+	ck_assert_int_eq(addr_split_extension("\"a b\"", "+", user, ext), 0); /* no delimiter */
+	ck_assert_str_eq(user, "\"a b\"");
+	ck_assert_int_eq(addr_split_extension("\"+a b\"", "+", user, ext), 0); /* empty user */
+	ck_assert_str_eq(user, "\"+a b\"");
+	ck_assert_int_eq(addr_split_extension("\"a b\"", "", user, ext), 0);
 }
 END_TEST
 
