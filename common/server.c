@@ -189,7 +189,9 @@ static void report(int state)
 static int listen_epoll = -1;
 static int listen_epoll_tried;
 
-static int wait_readable(int timeout_ms)
+/* Wait for the listener with waitmask as the signal mask (the stop signals
+ * unblocked atomically with the wait). */
+static int wait_readable(int timeout_ms, const sigset_t *waitmask)
 {
 	if (!listen_epoll_tried) {
 		listen_epoll_tried = 1;
@@ -206,28 +208,47 @@ static int wait_readable(int timeout_ms)
 	if (listen_epoll >= 0) {
 		struct epoll_event ev;
 
-		return epoll_wait(listen_epoll, &ev, 1, timeout_ms);
+		return epoll_pwait(listen_epoll, &ev, 1, timeout_ms, waitmask);
 	}
 	struct pollfd pfd = { MASTER_LISTEN_FD, POLLIN, 0 };
-	return poll(&pfd, 1, timeout_ms);
+	struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
+	return ppoll(&pfd, 1, &ts, waitmask);
 }
 
 /* Wait for a connection; -1 on idle timeout or termination. */
 static int wait_accept(struct sockaddr_storage *ss, socklen_t *len, int accept_flags)
 {
 	long long deadline = cf.max_idle > 0 ? clock_ms() + cf.max_idle * 1000 : -1;
+	sigset_t stop, waitmask;
 
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGHUP);
 	for (;;) {
 		long long left = deadline < 0 ? LISTEN_TICK_MS : deadline - clock_ms();
-		int n, fd;
+		int n, fd, err;
 
-		if (server_terminating || left <= 0)
+		/* The stop signals stay blocked from the check of the flag until
+		 * the wait unblocks them: one sent in between (a reload that came
+		 * as the child started) ends the wait at once.  Missed, it left
+		 * a child told to retire waiting, and then serving the next
+		 * connection with whatever configuration it had read. */
+		sigprocmask(SIG_BLOCK, &stop, &waitmask);
+		if (server_terminating || left <= 0) {
+			sigprocmask(SIG_SETMASK, &waitmask, NULL);
 			return -1;
-		n = wait_readable(left < LISTEN_TICK_MS ? (int)left : LISTEN_TICK_MS);
+		}
+		n = wait_readable(left < LISTEN_TICK_MS ? (int)left : LISTEN_TICK_MS, &waitmask);
+		err = errno;
+		sigprocmask(SIG_SETMASK, &waitmask, NULL); /* delivers one sent since */
+		errno = err;
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0)
 			log_fatal("wait for the listener: %s", strerror(errno));
+		if (server_terminating)
+			return -1;
 		*len = sizeof(*ss);
 		/* Also after a tick without a wake-up: a connection may wait. */
 		fd = accept4(MASTER_LISTEN_FD, (struct sockaddr *)ss, len, SOCK_CLOEXEC | accept_flags);
