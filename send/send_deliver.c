@@ -21,9 +21,10 @@
  * brackets the queue manager's connection with them, so the kept
  * connection gets QUIT when the queue manager is done); otherwise QUIT.
  * A connection with input that answers no command (a line after the reply
- * to ".", read ahead or arriving while it waits) is closed instead, when
- * the transaction ends and again when it is taken for the next request:
- * the next MAIL would read that line as its reply and shift every result.
+ * to ".") is closed instead: at once when it came with the reply (read
+ * ahead), else when the connection is taken for the next request (the
+ * socket is polled then, once per reuse): the next MAIL would read that
+ * line as its reply and shift every result.
  *
  * Each recipient is logged once, Postfix-shaped:
  *   QUEUEID: to=<r>, relay=host[ip]:port, delay=D, delays=a/b/c/d,
@@ -168,12 +169,17 @@ static int reusable(const struct smtp_session *s)
  * cannot be trusted to answer it.  1 for such input, 2 when the peer has
  * closed (or the socket failed), 0 when the connection is quiet.
  */
+static int read_ahead(const struct smtp_session *s)
+{
+	return lr_pending(&s->c.lr) > 0 || send_tls_pending(s);
+}
+
 static int unread_input(const struct smtp_session *s)
 {
 	struct pollfd p = { .fd = s->fd, .events = POLLIN };
 	char c;
 	int r;
-	if (lr_pending(&s->c.lr) > 0 || send_tls_pending(s))
+	if (read_ahead(s))
 		return 1;
 	do
 		r = poll(&p, 1, 0);
@@ -195,9 +201,11 @@ static void drop_unread(struct smtp_session *s, int u)
 /* After a transaction (rc from send_smtp_session): keep or close. */
 static void finish_session(struct smtp_session *s, int rc)
 {
-	int u;
-	if (rc == 0 && reuse_on && (u = unread_input(s)) != 0) {
-		drop_unread(s, u);
+	/* Only what was read ahead with the reply: the socket itself is
+	 * looked at once, when the connection is taken again (take_cached),
+	 * not also here for every message. */
+	if (rc == 0 && reuse_on && read_ahead(s)) {
+		drop_unread(s, 1);
 		return;
 	}
 	if (rc == 0 && reusable(s) && (s->idle || send_session_rset(s) == 0)) {

@@ -55,3 +55,15 @@ char *test_slurp(const char *path, size_t *len)
 	close(fd);
 	return p;
 }
+
+int test_message_fd(const char *dir, const char *prefix, const char *content, size_t len)
+{
+	char path[512];
+	snprintf(path, sizeof(path), "%s/qf.XXXXXX", dir);
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	unlink(path);
+	ck_assert_int_eq(write(fd, prefix, strlen(prefix)), (ssize_t)strlen(prefix));
+	ck_assert_int_eq(write(fd, content, len), (ssize_t)len);
+	return fd;
+}

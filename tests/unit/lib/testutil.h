@@ -14,4 +14,8 @@ void test_rm_rf(const char *path);
  * the calling test fails when it cannot be read. */
 char *test_slurp(const char *path, size_t *len);
 
+/* A queue-file stand-in in dir: prefix, then len bytes of content, in an
+ * unlinked file; returns its open descriptor (the test fails otherwise). */
+int test_message_fd(const char *dir, const char *prefix, const char *content, size_t len);
+
 #endif

@@ -80,14 +80,7 @@ static void teardown(void)
 /* A queue-file stand-in: PREFIX then the content; returns the open fd. */
 static int message_fd(const char *content, size_t len)
 {
-	char path[512];
-	snprintf(path, sizeof(path), "%s/qf.XXXXXX", work);
-	int fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	unlink(path);
-	ck_assert_int_eq(write(fd, PREFIX, strlen(PREFIX)), (ssize_t)strlen(PREFIX));
-	ck_assert_int_eq(write(fd, content, len), (ssize_t)len);
-	return fd;
+	return test_message_fd(work, PREFIX, content, len);
 }
 
 static void request(struct deliver_request *r, const char *sender, size_t len)

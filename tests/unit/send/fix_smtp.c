@@ -249,14 +249,7 @@ char *fake_finish(struct fake *f, size_t *len)
 
 int message_fd(const char *content, size_t len)
 {
-	char path[128];
-	snprintf(path, sizeof(path), "%s/qf.XXXXXX", workdir);
-	int fd = mkstemp(path);
-	ck_assert_int_ge(fd, 0);
-	unlink(path);
-	ck_assert_int_eq(write(fd, PREFIX, strlen(PREFIX)), (ssize_t)strlen(PREFIX));
-	ck_assert_int_eq(write(fd, content, len), (ssize_t)len);
-	return fd;
+	return test_message_fd(workdir, PREFIX, content, len);
 }
 
 void request(struct deliver_request *r, int port, size_t len)
